@@ -1,0 +1,830 @@
+/*
+ * exec.c — lowers the graph IR onto XNNPACK operators and runs it (contract in exec.h).
+ *
+ * Two precisions share one lowering:
+ *   quant: activations stay uint8 with the file's per-tensor scale/zero point, and every
+ *          node maps to an XNNPACK qu8 operator (convolution, add, pooling, softmax, ...);
+ *   fp32:  activations are float; uint8 weights are dequantized when the context is built
+ *          ((w - zero_point) * scale, int32 biases * input_scale * weight_scale), and the
+ *          file's activation quantization is ignored.
+ * Reshape, squeeze and (in fp32) quantize/dequantize nodes are aliases: their output shares
+ * the input's buffer, so they cost nothing. Activations live in one arena; a buffer is reused
+ * once the last node reading it has run (greedy first-fit by liveness).
+ */
+#include "model/exec.h"
+
+#include <math.h>
+#include <pthreadpool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xnnpack.h>
+
+#include "core/error.h"
+
+#define ALIGN 64
+
+typedef struct step {
+    xnn_operator_t op;
+    void *consts[2];        /* operator-owned copies of constant operands (nd ops) */
+} step;
+
+struct exec_ctx {
+    const exec_plan *p;
+    step *steps;
+    uint8_t *arena;
+    int max_batch;
+    int setup_batch;        /* batch the operators are currently set up for, 0 = none */
+    pthreadpool_t pool;
+};
+
+static int is_alias(const ir_graph *g, const ir_op *op, int quant)
+{
+    if (op->kind == IR_RESHAPE)
+        return 1;
+    if (!quant && (op->kind == IR_QUANTIZE || op->kind == IR_DEQUANTIZE))
+        return 1;
+    (void)g;
+    return 0;
+}
+
+static size_t elem_size(const exec_plan *p)
+{
+    return p->quant ? 1 : 4;
+}
+
+/* Can node `op` run on XNNPACK's quantized operators? */
+static int quant_ok(const ir_graph *g, const ir_op *op)
+{
+    const ir_tensor *y = &g->t[op->out];
+    if (y->dtype != IR_U8 || !y->quantized || y->nchannel_scales > 1)
+        return 0;
+    for (int i = 0; i < op->nin; i++) {
+        int t = op->in[i];
+        if (t < 0)
+            continue;
+        const ir_tensor *x = &g->t[t];
+        int is_bias = i == 2 && (op->kind == IR_CONV2D || op->kind == IR_DWCONV2D ||
+                                 op->kind == IR_FULLY_CONNECTED);
+        int is_param = i == 1 && (op->kind == IR_MEAN || op->kind == IR_RESHAPE);
+        if (is_param)
+            continue;
+        if (is_bias ? x->dtype != IR_I32 : (x->dtype != IR_U8 || !x->quantized))
+            return 0;
+        if (x->nchannel_scales > 1)
+            return 0;
+    }
+    switch (op->kind) {
+    case IR_CONV2D: case IR_DWCONV2D: case IR_FULLY_CONNECTED: case IR_ADD: case IR_SUB:
+    case IR_MUL: case IR_AVG_POOL: case IR_MAX_POOL: case IR_MEAN: case IR_SOFTMAX:
+    case IR_RELU: case IR_RELU6: case IR_QUANTIZE: case IR_DEQUANTIZE:
+        return 1;
+    case IR_RESHAPE: case IR_CONCAT: {
+        /* data is copied unchanged: all operands must share the output's quantization */
+        for (int i = 0; i < (op->kind == IR_RESHAPE ? 1 : op->nin); i++) {
+            const ir_tensor *x = &g->t[op->in[i]];
+            if (x->scale != y->scale || x->zero_point != y->zero_point)
+                return 0;
+        }
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+void exec_plan_free(exec_plan *p)
+{
+    free(p->root);
+    free(p->offset);
+    memset(p, 0, sizeof *p);
+}
+
+imgsim_status exec_plan_make(const ir_graph *g, imgsim_precision precision, int emb,
+                             exec_plan *p, imgsim_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->g = g;
+    p->emb = emb;
+    p->out = g->output;
+    int quant = precision != IMGSIM_PRECISION_FP32;
+    const ir_tensor *in = &g->t[g->input];
+    if (in->dtype != IR_U8 && in->dtype != IR_F32)
+        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "model input type %s is not supported",
+                           ir_dtype_name(in->dtype));
+    if (in->shape[0] != 1)
+        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "model input batch must be 1");
+    if (quant && !(in->dtype == IR_U8 && in->quantized))
+        quant = 0;
+    for (int i = 0; quant && i < g->nops; i++)
+        if (!quant_ok(g, &g->ops[i])) {
+            if (precision == IMGSIM_PRECISION_QUANT)
+                return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
+                                   "node '%s' (%s) cannot run quantized; use fp32",
+                                   g->ops[i].name, ir_op_name(g->ops[i].kind));
+            quant = 0;
+        }
+    p->quant = quant;
+
+    int nt = g->nt;
+    p->root = malloc(sizeof(int) * (size_t)nt);
+    p->offset = malloc(sizeof(size_t) * (size_t)nt);
+    int *first = malloc(sizeof(int) * (size_t)nt), *last = malloc(sizeof(int) * (size_t)nt);
+    int *order = malloc(sizeof(int) * (size_t)nt);
+    if (!p->root || !p->offset || !first || !last || !order) {
+        free(first); free(last); free(order);
+        exec_plan_free(p);
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    }
+    for (int t = 0; t < nt; t++) {
+        p->root[t] = t;
+        p->offset[t] = SIZE_MAX;
+        first[t] = INT32_MAX;
+        last[t] = -1;
+    }
+    /* Every activation must be produced before it is read; record lifetimes on roots. */
+    int *made = calloc((size_t)nt, sizeof(int));
+    if (!made) {
+        free(first); free(last); free(order);
+        exec_plan_free(p);
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    }
+    made[g->input] = 1;
+    first[g->input] = -1;
+    imgsim_status st = IMGSIM_OK;
+    for (int i = 0; i < g->nops && st == IMGSIM_OK; i++) {
+        const ir_op *op = &g->ops[i];
+        for (int k = 0; k < op->nin; k++) {
+            int t = op->in[k];
+            if (t < 0 || g->t[t].data)
+                continue;
+            if (!made[t]) {
+                st = imgsim_fail(err, IMGSIM_E_MODEL,
+                                 "node '%s' reads tensor '%s' before it is computed", op->name,
+                                 g->t[t].name);
+                break;
+            }
+            int r = p->root[t];
+            if (last[r] < i)
+                last[r] = i;
+        }
+        if (made[op->out] && st == IMGSIM_OK)
+            st = imgsim_fail(err, IMGSIM_E_MODEL, "tensor '%s' is written twice", op->name);
+        made[op->out] = 1;
+        if (is_alias(g, op, quant))
+            p->root[op->out] = p->root[op->in[0]];
+        else
+            first[op->out] = i;
+    }
+    if (st == IMGSIM_OK && (!made[emb] || !made[g->output]))
+        st = imgsim_fail(err, IMGSIM_E_MODEL, "output tensor is never computed");
+    free(made);
+    if (st != IMGSIM_OK) {
+        free(first); free(last); free(order);
+        exec_plan_free(p);
+        return st;
+    }
+    last[p->root[emb]] = INT32_MAX;
+    last[p->root[g->output]] = INT32_MAX;
+
+    /* Greedy first-fit placement in order of definition. */
+    int n = 0;
+    for (int t = 0; t < nt; t++)
+        if (p->root[t] == t && first[t] != INT32_MAX && !g->t[t].data)
+            order[n++] = t;
+    for (int a = 1; a < n; a++) /* insertion sort by first definition */
+        for (int b = a; b > 0 && first[order[b - 1]] > first[order[b]]; b--) {
+            int tmp = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = tmp;
+        }
+    size_t top = 0;
+    for (int a = 0; a < n; a++) {
+        int t = order[a];
+        size_t need = ((size_t)ir_numel(&g->t[t]) * elem_size(p) + ALIGN - 1) / ALIGN * ALIGN;
+        size_t off = 0;
+        for (;;) { /* find the lowest offset not overlapping a live placed tensor */
+            int moved = 0;
+            for (int b = 0; b < a; b++) {
+                int u = order[b];
+                if (last[u] < first[t] && last[u] != INT32_MAX)
+                    continue; /* dead before t is born */
+                if (last[u] == -1)
+                    continue; /* never read */
+                size_t us = ((size_t)ir_numel(&g->t[u]) * elem_size(p) + ALIGN - 1) / ALIGN * ALIGN;
+                if (off < p->offset[u] + us && p->offset[u] < off + need) {
+                    off = p->offset[u] + us;
+                    moved = 1;
+                }
+            }
+            if (!moved)
+                break;
+        }
+        p->offset[t] = off;
+        if (off + need > top)
+            top = off + need;
+    }
+    p->arena_bytes = top;
+    free(first); free(last); free(order);
+    return IMGSIM_OK;
+}
+
+/* ---------------------------------------------------------------- context building */
+
+static uint8_t qclamp(const ir_tensor *t, float real)
+{
+    float q = roundf(real / t->scale) + (float)t->zero_point;
+    return (uint8_t)(q < 0.0f ? 0 : q > 255.0f ? 255 : q);
+}
+
+static void act_range_q(const ir_tensor *y, ir_act act, uint8_t *lo, uint8_t *hi)
+{
+    *lo = 0;
+    *hi = 255;
+    if (act == IR_ACT_RELU || act == IR_ACT_RELU6)
+        *lo = qclamp(y, 0.0f);
+    if (act == IR_ACT_RELU_N1_1)
+        *lo = qclamp(y, -1.0f);
+    if (act == IR_ACT_RELU6)
+        *hi = qclamp(y, 6.0f);
+    if (act == IR_ACT_RELU_N1_1)
+        *hi = qclamp(y, 1.0f);
+}
+
+static void act_range_f(ir_act act, float *lo, float *hi)
+{
+    *lo = -INFINITY;
+    *hi = INFINITY;
+    if (act == IR_ACT_RELU || act == IR_ACT_RELU6)
+        *lo = 0.0f;
+    if (act == IR_ACT_RELU6)
+        *hi = 6.0f;
+    if (act == IR_ACT_RELU_N1_1) {
+        *lo = -1.0f;
+        *hi = 1.0f;
+    }
+}
+
+/* Scale of element `i` of a quantized constant whose channel axis has `ch` positions with
+ * stride `inner` (per-channel quantization) — or the tensor's scale. */
+static float elem_scale(const ir_tensor *t, size_t i, size_t inner)
+{
+    if (t->nchannel_scales > 1) {
+        size_t c = (i / inner) % (size_t)t->nchannel_scales;
+        return t->channel_scales[c];
+    }
+    return t->scale;
+}
+
+/* Float copy of a constant: float data as is, quantized data dequantized. `inner` is the
+ * stride of the per-channel axis (weights). Caller frees. */
+static float *const_to_f32(const ir_tensor *t, size_t inner)
+{
+    size_t n = (size_t)ir_numel(t);
+    float *f = malloc(sizeof(float) * (n ? n : 1));
+    if (!f)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        switch (t->dtype) {
+        case IR_F32:
+            memcpy(&f[i], t->data + 4 * i, 4);
+            break;
+        case IR_U8:
+            f[i] = ((float)t->data[i] - (float)t->zero_point) * (t->quantized ? elem_scale(t, i, inner) : 1.0f);
+            break;
+        case IR_I8:
+            f[i] = ((float)(int8_t)t->data[i] - (float)t->zero_point) * (t->quantized ? elem_scale(t, i, inner) : 1.0f);
+            break;
+        case IR_I32: {
+            int32_t v;
+            memcpy(&v, t->data + 4 * i, 4);
+            f[i] = (float)v;
+            break;
+        }
+        default:
+            free(f);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+/* Float bias for a quantized conv/FC: b * input_scale * weight_scale(channel). */
+static float *bias_to_f32(const ir_graph *g, const ir_op *op, size_t oc)
+{
+    const ir_tensor *b = &g->t[op->in[2]];
+    if (b->dtype == IR_F32)
+        return const_to_f32(b, 1);
+    const ir_tensor *x = &g->t[op->in[0]], *w = &g->t[op->in[1]];
+    float *f = malloc(sizeof(float) * oc);
+    if (!f || b->dtype != IR_I32) {
+        free(f);
+        return NULL;
+    }
+    for (size_t c = 0; c < oc; c++) {
+        int32_t v;
+        memcpy(&v, b->data + 4 * c, 4);
+        float ws = w->nchannel_scales > 1 ? w->channel_scales[c % (size_t)w->nchannel_scales] : w->scale;
+        f[c] = (float)v * x->scale * ws;
+    }
+    return f;
+}
+
+static imgsim_status xnn_fail(imgsim_error *err, const ir_op *op, enum xnn_status s)
+{
+    return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
+                       "XNNPACK refused node '%s' (%s): status %d", op->name, ir_op_name(op->kind),
+                       (int)s);
+}
+
+static imgsim_status build_conv(const exec_ctx *c, const ir_op *op, step *s, imgsim_error *err)
+{
+    const ir_graph *g = c->p->g;
+    const ir_tensor *x = &g->t[op->in[0]], *w = &g->t[op->in[1]], *y = &g->t[op->out];
+    int dw = op->kind == IR_DWCONV2D;
+    size_t cin = (size_t)x->shape[3], cout = (size_t)y->shape[3];
+    uint32_t groups;
+    size_t gin, gout;
+    if (dw) {
+        groups = (uint32_t)cin;
+        gin = 1;
+        gout = (size_t)op->depth_mult;
+    } else {
+        gin = (size_t)w->shape[3];
+        groups = (uint32_t)(cin / gin);
+        gout = cout / groups;
+    }
+    uint32_t flags = dw ? XNN_FLAG_DEPTHWISE_CONVOLUTION : 0;
+    int has_bias = op->nin > 2 && op->in[2] >= 0;
+    enum xnn_status xs;
+    if (c->p->quant) {
+        uint8_t lo, hi;
+        act_range_q(y, op->act, &lo, &hi);
+        xs = xnn_create_convolution2d_nhwc_qu8(
+            (uint32_t)op->pad_top, (uint32_t)op->pad_right, (uint32_t)op->pad_bottom,
+            (uint32_t)op->pad_left, (uint32_t)op->kh, (uint32_t)op->kw, (uint32_t)op->stride_h,
+            (uint32_t)op->stride_w, (uint32_t)op->dil_h, (uint32_t)op->dil_w, groups, gin, gout,
+            cin, cout, (uint8_t)x->zero_point, x->scale, (uint8_t)w->zero_point, w->scale,
+            w->data, has_bias ? (const int32_t *)(const void *)g->t[op->in[2]].data : NULL,
+            (uint8_t)y->zero_point, y->scale, lo, hi, flags, &s->op);
+        /* int32 bias read in place: TFLite buffers are 16-byte aligned in practice, but
+         * XNNPACK copies it while packing, so alignment only matters for the read. */
+    } else {
+        float lo, hi;
+        act_range_f(op->act, &lo, &hi);
+        /* per-channel axis: output channels, dim 0 for conv, dim 3 for depthwise */
+        size_t inner = dw ? 1 : (size_t)(w->shape[1] * w->shape[2] * w->shape[3]);
+        float *wf = const_to_f32(w, inner);
+        float *bf = has_bias ? bias_to_f32(g, op, cout) : NULL;
+        if (!wf || (has_bias && !bf)) {
+            free(wf);
+            free(bf);
+            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+        }
+        xs = xnn_create_convolution2d_nhwc_f32(
+            (uint32_t)op->pad_top, (uint32_t)op->pad_right, (uint32_t)op->pad_bottom,
+            (uint32_t)op->pad_left, (uint32_t)op->kh, (uint32_t)op->kw, (uint32_t)op->stride_h,
+            (uint32_t)op->stride_w, (uint32_t)op->dil_h, (uint32_t)op->dil_w, groups, gin, gout,
+            cin, cout, wf, bf, lo, hi, flags, &s->op);
+        free(wf);
+        free(bf);
+    }
+    return xs == xnn_status_success ? IMGSIM_OK : xnn_fail(err, op, xs);
+}
+
+static imgsim_status build_fc(const exec_ctx *c, const ir_op *op, step *s, imgsim_error *err)
+{
+    const ir_graph *g = c->p->g;
+    const ir_tensor *x = &g->t[op->in[0]], *w = &g->t[op->in[1]], *y = &g->t[op->out];
+    size_t k = (size_t)w->shape[1], oc = (size_t)w->shape[0];
+    int has_bias = op->nin > 2 && op->in[2] >= 0;
+    enum xnn_status xs;
+    if (c->p->quant) {
+        uint8_t lo, hi;
+        act_range_q(y, op->act, &lo, &hi);
+        xs = xnn_create_fully_connected_nc_qu8(
+            k, oc, k, oc, (uint8_t)x->zero_point, x->scale, (uint8_t)w->zero_point, w->scale,
+            w->data, has_bias ? (const int32_t *)(const void *)g->t[op->in[2]].data : NULL,
+            (uint8_t)y->zero_point, y->scale, lo, hi, 0, &s->op);
+    } else {
+        float lo, hi;
+        act_range_f(op->act, &lo, &hi);
+        float *wf = const_to_f32(w, k);
+        float *bf = has_bias ? bias_to_f32(g, op, oc) : NULL;
+        if (!wf || (has_bias && !bf)) {
+            free(wf);
+            free(bf);
+            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+        }
+        xs = xnn_create_fully_connected_nc_f32(k, oc, k, oc, wf, bf, lo, hi, 0, &s->op);
+        free(wf);
+        free(bf);
+    }
+    return xs == xnn_status_success ? IMGSIM_OK : xnn_fail(err, op, xs);
+}
+
+static int is_global_pool(const ir_graph *g, const ir_op *op)
+{
+    const ir_tensor *x = &g->t[op->in[0]];
+    return op->kind == IR_MEAN ||
+           (op->kh == x->shape[1] && op->kw == x->shape[2] && op->pad_top == 0 &&
+            op->pad_left == 0 && op->pad_bottom == 0 && op->pad_right == 0);
+}
+
+static imgsim_status build_pool(const exec_ctx *c, const ir_op *op, step *s, imgsim_error *err)
+{
+    const ir_graph *g = c->p->g;
+    const ir_tensor *x = &g->t[op->in[0]], *y = &g->t[op->out];
+    size_t ch = (size_t)x->shape[3];
+    enum xnn_status xs;
+    uint8_t qlo, qhi;
+    float lo, hi;
+    if (c->p->quant)
+        act_range_q(y, op->act, &qlo, &qhi);
+    else
+        act_range_f(op->act, &lo, &hi);
+    if (op->kind == IR_MAX_POOL) {
+        if (c->p->quant)
+            xs = xnn_create_max_pooling2d_nhwc_u8(
+                (uint32_t)op->pad_top, (uint32_t)op->pad_right, (uint32_t)op->pad_bottom,
+                (uint32_t)op->pad_left, (uint32_t)op->kh, (uint32_t)op->kw,
+                (uint32_t)op->stride_h, (uint32_t)op->stride_w, 1, 1, ch, ch, ch, qlo, qhi, 0,
+                &s->op);
+        else
+            xs = xnn_create_max_pooling2d_nhwc_f32(
+                (uint32_t)op->pad_top, (uint32_t)op->pad_right, (uint32_t)op->pad_bottom,
+                (uint32_t)op->pad_left, (uint32_t)op->kh, (uint32_t)op->kw,
+                (uint32_t)op->stride_h, (uint32_t)op->stride_w, 1, 1, ch, ch, ch, lo, hi, 0,
+                &s->op);
+    } else if (is_global_pool(g, op)) {
+        if (c->p->quant)
+            xs = xnn_create_global_average_pooling_nwc_qu8(
+                ch, ch, ch, (uint8_t)x->zero_point, x->scale, (uint8_t)y->zero_point, y->scale,
+                qlo, qhi, 0, &s->op);
+        else
+            xs = xnn_create_global_average_pooling_nwc_f32(ch, ch, ch, lo, hi, 0, &s->op);
+    } else {
+        if (c->p->quant)
+            xs = xnn_create_average_pooling2d_nhwc_qu8(
+                (uint32_t)op->pad_top, (uint32_t)op->pad_right, (uint32_t)op->pad_bottom,
+                (uint32_t)op->pad_left, (uint32_t)op->kh, (uint32_t)op->kw,
+                (uint32_t)op->stride_h, (uint32_t)op->stride_w, ch, ch, ch,
+                (uint8_t)x->zero_point, x->scale, (uint8_t)y->zero_point, y->scale, qlo, qhi, 0,
+                &s->op);
+        else
+            xs = xnn_create_average_pooling2d_nhwc_f32(
+                (uint32_t)op->pad_top, (uint32_t)op->pad_right, (uint32_t)op->pad_bottom,
+                (uint32_t)op->pad_left, (uint32_t)op->kh, (uint32_t)op->kw,
+                (uint32_t)op->stride_h, (uint32_t)op->stride_w, ch, ch, ch, lo, hi, 0, &s->op);
+    }
+    return xs == xnn_status_success ? IMGSIM_OK : xnn_fail(err, op, xs);
+}
+
+static imgsim_status build_binary(const exec_ctx *c, const ir_op *op, step *s, imgsim_error *err)
+{
+    const ir_graph *g = c->p->g;
+    const ir_tensor *a = &g->t[op->in[0]], *b = &g->t[op->in[1]], *y = &g->t[op->out];
+    enum xnn_status xs;
+    if (c->p->quant) {
+        uint8_t lo, hi;
+        act_range_q(y, op->act, &lo, &hi);
+        uint8_t za = (uint8_t)a->zero_point, zb = (uint8_t)b->zero_point, zy = (uint8_t)y->zero_point;
+        if (op->kind == IR_ADD)
+            xs = xnn_create_add_nd_qu8(za, a->scale, zb, b->scale, zy, y->scale, lo, hi, 0, &s->op);
+        else if (op->kind == IR_SUB)
+            xs = xnn_create_subtract_nd_qu8(za, a->scale, zb, b->scale, zy, y->scale, lo, hi, 0,
+                                            &s->op);
+        else
+            xs = xnn_create_multiply_nd_qu8(za, a->scale, zb, b->scale, zy, y->scale, lo, hi, 0,
+                                            &s->op);
+    } else {
+        float lo, hi;
+        act_range_f(op->act, &lo, &hi);
+        if (op->kind == IR_ADD)
+            xs = xnn_create_add_nd_f32(lo, hi, 0, &s->op);
+        else if (op->kind == IR_SUB)
+            xs = xnn_create_subtract_nd_f32(lo, hi, 0, &s->op);
+        else
+            xs = xnn_create_multiply_nd_f32(lo, hi, 0, &s->op);
+        /* constant operands are passed at setup: keep float copies for the context's life */
+        for (int i = 0; i < 2 && xs == xnn_status_success; i++) {
+            const ir_tensor *t = i ? b : a;
+            if (t->data && !(s->consts[i] = const_to_f32(t, 1)))
+                return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        }
+    }
+    return xs == xnn_status_success ? IMGSIM_OK : xnn_fail(err, op, xs);
+}
+
+static imgsim_status build_unary(const exec_ctx *c, const ir_op *op, step *s, imgsim_error *err)
+{
+    const ir_graph *g = c->p->g;
+    const ir_tensor *x = &g->t[op->in[0]], *y = &g->t[op->out];
+    size_t ch = (size_t)x->shape[x->rank - 1];
+    enum xnn_status xs = xnn_status_unsupported_parameter;
+    int q = c->p->quant;
+    switch (op->kind) {
+    case IR_SOFTMAX:
+        if (op->beta != 1.0f)
+            return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "node '%s': softmax beta %g", op->name,
+                               (double)op->beta);
+        xs = q ? xnn_create_softmax_nc_qu8(ch, ch, ch, x->scale, (uint8_t)y->zero_point, y->scale,
+                                           0, &s->op)
+               : xnn_create_softmax_nc_f32(ch, ch, ch, 0, &s->op);
+        break;
+    case IR_HARD_SWISH:
+        xs = xnn_create_hardswish_nc_f32(ch, ch, ch, 0, &s->op);
+        break;
+    case IR_LOGISTIC:
+        xs = q ? xnn_create_sigmoid_nc_qu8(ch, ch, ch, (uint8_t)x->zero_point, x->scale,
+                                           (uint8_t)y->zero_point, y->scale, 0, 255, 0, &s->op)
+               : xnn_create_sigmoid_nc_f32(ch, ch, ch, 0, &s->op);
+        break;
+    case IR_RELU:
+    case IR_RELU6: {
+        ir_act act = op->kind == IR_RELU ? IR_ACT_RELU : IR_ACT_RELU6;
+        if (q) {
+            if (x->scale != y->scale || x->zero_point != y->zero_point)
+                return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "node '%s': requantizing relu",
+                                   op->name);
+            uint8_t lo, hi;
+            act_range_q(y, act, &lo, &hi);
+            xs = xnn_create_clamp_nc_u8(ch, ch, ch, lo, hi, 0, &s->op);
+        } else {
+            float lo, hi;
+            act_range_f(act, &lo, &hi);
+            xs = xnn_create_clamp_nc_f32(ch, ch, ch, lo, hi, 0, &s->op);
+        }
+        break;
+    }
+    default:
+        return IMGSIM_OK; /* handled by hand in run_step */
+    }
+    return xs == xnn_status_success ? IMGSIM_OK : xnn_fail(err, op, xs);
+}
+
+void exec_ctx_free(exec_ctx *c)
+{
+    if (!c)
+        return;
+    if (c->steps)
+        for (int i = 0; i < c->p->g->nops; i++) {
+            if (c->steps[i].op)
+                xnn_delete_operator(c->steps[i].op);
+            free(c->steps[i].consts[0]);
+            free(c->steps[i].consts[1]);
+        }
+    free(c->steps);
+    free(c->arena);
+    if (c->pool)
+        pthreadpool_destroy(c->pool);
+    free(c);
+}
+
+imgsim_status exec_ctx_new(const exec_plan *p, int threads, int max_batch, exec_ctx **out,
+                           imgsim_error *err)
+{
+    *out = NULL;
+    if (max_batch < 1 || max_batch > 4096)
+        return imgsim_fail(err, IMGSIM_E_ARG, "batch size %d out of range", max_batch);
+    exec_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    c->p = p;
+    c->max_batch = max_batch;
+    c->steps = calloc((size_t)p->g->nops, sizeof *c->steps);
+    c->arena = aligned_alloc(ALIGN, p->arena_bytes * (size_t)max_batch + ALIGN);
+    c->pool = threads > 1 ? pthreadpool_create((size_t)threads) : NULL;
+    if (!c->steps || !c->arena || (threads > 1 && !c->pool)) {
+        exec_ctx_free(c);
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (%zu-byte activation arena)",
+                           p->arena_bytes * (size_t)max_batch);
+    }
+    for (int i = 0; i < p->g->nops; i++) {
+        const ir_op *op = &p->g->ops[i];
+        imgsim_status st = IMGSIM_OK;
+        if (is_alias(p->g, op, p->quant))
+            continue;
+        switch (op->kind) {
+        case IR_CONV2D: case IR_DWCONV2D: st = build_conv(c, op, &c->steps[i], err); break;
+        case IR_FULLY_CONNECTED: st = build_fc(c, op, &c->steps[i], err); break;
+        case IR_AVG_POOL: case IR_MAX_POOL: case IR_MEAN:
+            st = build_pool(c, op, &c->steps[i], err);
+            break;
+        case IR_ADD: case IR_SUB: case IR_MUL: st = build_binary(c, op, &c->steps[i], err); break;
+        default: st = build_unary(c, op, &c->steps[i], err); break;
+        }
+        if (st != IMGSIM_OK) {
+            exec_ctx_free(c);
+            return st;
+        }
+    }
+    *out = c;
+    return IMGSIM_OK;
+}
+
+/* ---------------------------------------------------------------- running */
+
+static void *tensor_ptr(const exec_ctx *c, int t)
+{
+    int r = c->p->root[t];
+    return c->arena + c->p->offset[r] * (size_t)c->max_batch;
+}
+
+/* Shape for nd operators: activations get the batch folded into dim 0; constants as stored. */
+static size_t nd_shape(const exec_ctx *c, const ir_tensor *t, int batch, size_t *shape)
+{
+    if (t->rank == 0) {
+        shape[0] = 1;
+        return 1;
+    }
+    for (int i = 0; i < t->rank; i++)
+        shape[i] = (size_t)t->shape[i];
+    if (!t->data)
+        shape[0] *= (size_t)batch;
+    (void)c;
+    return (size_t)t->rank;
+}
+
+static enum xnn_status setup_step(exec_ctx *c, int i, int n)
+{
+    const ir_graph *g = c->p->g;
+    const ir_op *op = &g->ops[i];
+    step *s = &c->steps[i];
+    if (!s->op)
+        return xnn_status_success;
+    const ir_tensor *x = &g->t[op->in[0]];
+    void *in = tensor_ptr(c, op->in[0]), *out = tensor_ptr(c, op->out);
+    size_t rows = (size_t)n * (size_t)(ir_numel(x) / x->shape[x->rank - 1]);
+    int q = c->p->quant;
+    pthreadpool_t pool = c->pool;
+    switch (op->kind) {
+    case IR_CONV2D:
+    case IR_DWCONV2D:
+        return q ? xnn_setup_convolution2d_nhwc_qu8(s->op, (size_t)n, (size_t)x->shape[1],
+                                                    (size_t)x->shape[2], in, out, pool)
+                 : xnn_setup_convolution2d_nhwc_f32(s->op, (size_t)n, (size_t)x->shape[1],
+                                                    (size_t)x->shape[2], in, out, pool);
+    case IR_FULLY_CONNECTED: {
+        size_t k = (size_t)g->t[op->in[1]].shape[1];
+        size_t b = (size_t)n * (size_t)ir_numel(x) / k;
+        return q ? xnn_setup_fully_connected_nc_qu8(s->op, b, in, out, pool)
+                 : xnn_setup_fully_connected_nc_f32(s->op, b, in, out, pool);
+    }
+    case IR_AVG_POOL:
+    case IR_MAX_POOL:
+    case IR_MEAN:
+        if (op->kind != IR_MAX_POOL && is_global_pool(g, op)) {
+            size_t w = (size_t)(x->shape[1] * x->shape[2]);
+            return q ? xnn_setup_global_average_pooling_nwc_qu8(s->op, (size_t)n, w, in, out, pool)
+                     : xnn_setup_global_average_pooling_nwc_f32(s->op, (size_t)n, w, in, out, pool);
+        }
+        if (op->kind == IR_MAX_POOL)
+            return q ? xnn_setup_max_pooling2d_nhwc_u8(s->op, (size_t)n, (size_t)x->shape[1],
+                                                       (size_t)x->shape[2], in, out, pool)
+                     : xnn_setup_max_pooling2d_nhwc_f32(s->op, (size_t)n, (size_t)x->shape[1],
+                                                        (size_t)x->shape[2], in, out, pool);
+        return q ? xnn_setup_average_pooling2d_nhwc_qu8(s->op, (size_t)n, (size_t)x->shape[1],
+                                                        (size_t)x->shape[2], in, out, pool)
+                 : xnn_setup_average_pooling2d_nhwc_f32(s->op, (size_t)n, (size_t)x->shape[1],
+                                                        (size_t)x->shape[2], in, out, pool);
+    case IR_ADD:
+    case IR_SUB:
+    case IR_MUL: {
+        const ir_tensor *a = x, *b = &g->t[op->in[1]];
+        size_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
+        size_t ra = nd_shape(c, a, n, sa), rb = nd_shape(c, b, n, sb);
+        const void *pa = a->data ? (q ? (const void *)a->data : s->consts[0]) : in;
+        const void *pb = b->data ? (q ? (const void *)b->data : s->consts[1]) : tensor_ptr(c, op->in[1]);
+        if (q) {
+            if (op->kind == IR_ADD)
+                return xnn_setup_add_nd_qu8(s->op, ra, sa, rb, sb, pa, pb, out, pool);
+            if (op->kind == IR_SUB)
+                return xnn_setup_subtract_nd_qu8(s->op, ra, sa, rb, sb, pa, pb, out, pool);
+            return xnn_setup_multiply_nd_qu8(s->op, ra, sa, rb, sb, pa, pb, out, pool);
+        }
+        if (op->kind == IR_ADD)
+            return xnn_setup_add_nd_f32(s->op, ra, sa, rb, sb, pa, pb, out, pool);
+        if (op->kind == IR_SUB)
+            return xnn_setup_subtract_nd_f32(s->op, ra, sa, rb, sb, pa, pb, out, pool);
+        return xnn_setup_multiply_nd_f32(s->op, ra, sa, rb, sb, pa, pb, out, pool);
+    }
+    case IR_SOFTMAX:
+        return q ? xnn_setup_softmax_nc_qu8(s->op, rows, in, out, pool)
+                 : xnn_setup_softmax_nc_f32(s->op, rows, in, out, pool);
+    case IR_HARD_SWISH:
+        return xnn_setup_hardswish_nc_f32(s->op, rows, in, out, pool);
+    case IR_LOGISTIC:
+        return q ? xnn_setup_sigmoid_nc_qu8(s->op, rows, in, out, pool)
+                 : xnn_setup_sigmoid_nc_f32(s->op, rows, in, out, pool);
+    case IR_RELU:
+    case IR_RELU6:
+        return q ? xnn_setup_clamp_nc_u8(s->op, rows, in, out, pool)
+                 : xnn_setup_clamp_nc_f32(s->op, rows, in, out, pool);
+    default:
+        return xnn_status_invalid_parameter;
+    }
+}
+
+/* Nodes XNNPACK has no operator for: requantize, dequantize (quant plans) and concat. */
+static void run_by_hand(exec_ctx *c, const ir_op *op, int n)
+{
+    const ir_graph *g = c->p->g;
+    const ir_tensor *x = &g->t[op->in[0]], *y = &g->t[op->out];
+    if (op->kind == IR_QUANTIZE || op->kind == IR_DEQUANTIZE) {
+        /* quant plans keep uint8 everywhere: a requantization between two scales */
+        const uint8_t *in = tensor_ptr(c, op->in[0]);
+        uint8_t *out = tensor_ptr(c, op->out);
+        size_t cnt = (size_t)n * (size_t)ir_numel(y);
+        for (size_t k = 0; k < cnt; k++)
+            out[k] = qclamp(y, ((float)in[k] - (float)x->zero_point) * x->scale);
+        return;
+    }
+    if (op->kind == IR_CONCAT) {
+        size_t es = elem_size(c->p), outer = (size_t)n, inner_out = 1;
+        for (int d = 1; d < op->axis; d++)
+            outer *= (size_t)y->shape[d];
+        for (int d = op->axis; d < y->rank; d++)
+            inner_out *= (size_t)y->shape[d];
+        if (op->axis == 0) {
+            outer = 1;
+            inner_out *= (size_t)n;
+        }
+        uint8_t *out = tensor_ptr(c, op->out);
+        size_t at = 0;
+        for (int i = 0; i < op->nin; i++) {
+            const ir_tensor *t = &g->t[op->in[i]];
+            size_t inner = 1;
+            for (int d = op->axis; d < t->rank; d++)
+                inner *= (size_t)t->shape[d];
+            if (op->axis == 0)
+                inner *= (size_t)n;
+            const uint8_t *in = t->data ? t->data : (const uint8_t *)tensor_ptr(c, op->in[i]);
+            for (size_t o = 0; o < outer; o++)
+                memcpy(out + (o * inner_out + at) * es, in + o * inner * es, inner * es);
+            at += inner;
+        }
+    }
+}
+
+imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const float mean[3],
+                       const float std[3], imgsim_error *err)
+{
+    const exec_plan *p = c->p;
+    const ir_graph *g = p->g;
+    if (n < 1 || n > c->max_batch)
+        return imgsim_fail(err, IMGSIM_E_ARG, "batch of %d images; context holds %d", n,
+                           c->max_batch);
+    const ir_tensor *in = &g->t[g->input];
+    size_t px = (size_t)(in->shape[1] * in->shape[2]);
+    if (p->quant) {
+        uint8_t *dst = tensor_ptr(c, g->input);
+        for (int i = 0; i < n; i++)
+            memcpy(dst + (size_t)i * px * 3, rgb[i], px * 3);
+    } else {
+        float *dst = tensor_ptr(c, g->input);
+        float m[3], inv[3];
+        for (int k = 0; k < 3; k++) {
+            /* uint8 models take raw pixels: their input quantization is the normalisation */
+            m[k] = in->dtype == IR_U8 ? (float)in->zero_point : mean[k];
+            inv[k] = in->dtype == IR_U8 ? in->scale : 1.0f / std[k];
+        }
+        for (int i = 0; i < n; i++)
+            for (size_t k = 0; k < px * 3; k++)
+                dst[(size_t)i * px * 3 + k] = ((float)rgb[i][k] - m[k % 3]) * inv[k % 3];
+    }
+    if (c->setup_batch != n) {
+        for (int i = 0; i < g->nops; i++) {
+            enum xnn_status xs = setup_step(c, i, n);
+            if (xs != xnn_status_success) {
+                c->setup_batch = 0;
+                return xnn_fail(err, &g->ops[i], xs);
+            }
+        }
+        c->setup_batch = n;
+    }
+    for (int i = 0; i < g->nops; i++) {
+        const ir_op *op = &g->ops[i];
+        if (c->steps[i].op) {
+            enum xnn_status xs = xnn_run_operator(c->steps[i].op, c->pool);
+            if (xs != xnn_status_success)
+                return xnn_fail(err, op, xs);
+        } else if (!is_alias(g, op, p->quant)) {
+            run_by_hand(c, op, n);
+        }
+    }
+    return IMGSIM_OK;
+}
+
+void exec_read(const exec_ctx *c, int t, int i, float *out)
+{
+    const ir_tensor *x = &c->p->g->t[t];
+    size_t cnt = (size_t)ir_numel(x);
+    if (c->p->quant) {
+        const uint8_t *q = (const uint8_t *)tensor_ptr(c, t) + (size_t)i * cnt;
+        for (size_t k = 0; k < cnt; k++)
+            out[k] = ((float)q[k] - (float)x->zero_point) * x->scale;
+    } else {
+        memcpy(out, (const float *)tensor_ptr(c, t) + (size_t)i * cnt, cnt * sizeof(float));
+    }
+}

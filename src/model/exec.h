@@ -1,0 +1,46 @@
+/*
+ * exec.h — runs a graph IR on XNNPACK operators.
+ *
+ * An exec_plan is made once per model: it decides each tensor's element type for the
+ * chosen precision, which tensors share a buffer (reshape/squeeze are free), and where in a
+ * single arena each activation lives (liveness-based reuse). An exec_ctx instantiates the
+ * plan: one XNNPACK operator per IR node (weights packed once), a pthreadpool and the arena,
+ * sized for up to `max_batch` images. Contexts are independent and may run concurrently;
+ * the plan and graph they point to are read-only.
+ */
+#ifndef IMGSIM_MODEL_EXEC_H
+#define IMGSIM_MODEL_EXEC_H
+
+#include "model/graph.h"
+
+typedef struct exec_plan {
+    const ir_graph *g;
+    int quant;          /* 1: uint8 activations and qu8 operators; 0: fp32 throughout */
+    int *root;          /* per tensor: tensor whose buffer it uses (itself unless aliased) */
+    size_t *offset;     /* per root tensor: byte offset in a batch-1 arena, SIZE_MAX if none */
+    size_t arena_bytes; /* per image */
+    int emb;            /* embedding tensor */
+    int out;            /* classifier output tensor (graph output) */
+} exec_plan;
+
+/* `precision`: IMGSIM_PRECISION_QUANT fails if the graph cannot run quantized. */
+imgsim_status exec_plan_make(const ir_graph *g, imgsim_precision precision, int emb,
+                             exec_plan *p, imgsim_error *err);
+void exec_plan_free(exec_plan *p);
+
+typedef struct exec_ctx exec_ctx;
+
+imgsim_status exec_ctx_new(const exec_plan *p, int threads, int max_batch, exec_ctx **out,
+                           imgsim_error *err);
+void exec_ctx_free(exec_ctx *c);
+
+/* Input: n images, each H*W*3 float values already normalised for the model (fp32 plans of
+ * float models) — or raw RGB bytes, converted by exec as the model's input quantization says. */
+imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const float mean[3],
+                       const float std[3], imgsim_error *err);
+
+/* After exec_run: tensor `t` of image `i` as floats (dequantized if needed); `out` holds
+ * numel(t) floats. */
+void exec_read(const exec_ctx *c, int t, int i, float *out);
+
+#endif

@@ -1,0 +1,479 @@
+/*
+ * model.c — the public model API: open a model (by registry name, manifest or file), pick
+ * the embedding tensor, load class labels, and run images through inference contexts.
+ *
+ * A model owns its graph IR and execution plan and is read-only once open; each
+ * imgsim_ctx owns its XNNPACK operators, arena and thread pool, so several contexts (one per
+ * thread) can share one model.
+ */
+#include <errno.h>
+#include <glib.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xnnpack.h>
+
+#include "core/error.h"
+#include "model/exec.h"
+#include "model/graph.h"
+#include "model/model.h"
+#include "model/registry.h"
+
+#define MAX_MODEL_BYTES ((size_t)2 << 30)
+#define CTX_BATCH 16
+
+struct imgsim_model {
+    imgsim_manifest man;
+    ir_graph g;
+    exec_plan plan;
+    int emb, dim;
+    int nclasses;      /* classifier outputs (0 if none) */
+    char **labels;     /* nlabels entries, may be NULL */
+    int nlabels;
+    int normalize;
+    int threads;
+};
+
+struct imgsim_ctx {
+    imgsim_model *m;
+    exec_ctx *ex;
+    float *scratch;
+};
+
+static pthread_once_t xnn_once = PTHREAD_ONCE_INIT;
+static enum xnn_status xnn_init_status;
+
+static void xnn_init_once(void)
+{
+    xnn_init_status = xnn_initialize(NULL);
+}
+
+imgsim_status model_xnn_init(imgsim_error *err)
+{
+    pthread_once(&xnn_once, xnn_init_once);
+    if (xnn_init_status != xnn_status_success)
+        return imgsim_fail(err, IMGSIM_E_INTERNAL,
+                           "XNNPACK failed to initialise (status %d): unsupported CPU?",
+                           (int)xnn_init_status);
+    return IMGSIM_OK;
+}
+
+void imgsim_model_opts_default(imgsim_model_opts *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+static imgsim_status read_all(const char *path, uint8_t **out, size_t *len, imgsim_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return imgsim_fail(err, errno == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO, "%s: %s", path,
+                           strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return imgsim_fail(err, IMGSIM_E_IO, "%s: not a regular file", path);
+    if ((size_t)st.st_size > MAX_MODEL_BYTES)
+        return imgsim_fail(err, IMGSIM_E_TOO_BIG, "%s: %lld bytes is over the 2 GiB model limit",
+                           path, (long long)st.st_size);
+    if (st.st_size == 0)
+        return imgsim_fail(err, IMGSIM_E_MODEL, "%s: empty file", path);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return imgsim_fail(err, IMGSIM_E_IO, "%s: %s", path, strerror(errno));
+    uint8_t *b = malloc((size_t)st.st_size);
+    if (!b) {
+        fclose(f);
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory reading %s", path);
+    }
+    size_t n = fread(b, 1, (size_t)st.st_size, f);
+    fclose(f);
+    if (n != (size_t)st.st_size) {
+        free(b);
+        return imgsim_fail(err, IMGSIM_E_IO, "%s: short read", path);
+    }
+    *out = b;
+    *len = n;
+    return IMGSIM_OK;
+}
+
+/* Does tensor name `full` answer to `want`? Exact, or a '/'-boundary suffix of the name or
+ * of one of its ';'-separated parts (TFLite joins fused node names with ';'). */
+static int name_matches(const char *full, const char *want)
+{
+    size_t wl = strlen(want);
+    const char *part = full;
+    while (part) {
+        const char *end = strchr(part, ';');
+        size_t pl = end ? (size_t)(end - part) : strlen(part);
+        if (pl == wl && memcmp(part, want, wl) == 0)
+            return 1;
+        if (pl > wl && part[pl - wl - 1] == '/' && memcmp(part + pl - wl, want, wl) == 0)
+            return 1;
+        part = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static imgsim_status find_layer(const ir_graph *g, const char *want, int *out, imgsim_error *err)
+{
+    int found = -1, count = 0;
+    int exact = ir_find_tensor(g, want);
+    if (exact >= 0 && !g->t[exact].data) {
+        *out = exact;
+        return IMGSIM_OK;
+    }
+    for (int i = 0; i < g->nt; i++)
+        if (!g->t[i].data && name_matches(g->t[i].name, want)) {
+            found = i;
+            count++;
+        }
+    if (count == 1 && (found == g->input || ir_producer(g, found) >= 0)) {
+        *out = found;
+        return IMGSIM_OK;
+    }
+    if (count > 1)
+        return imgsim_fail(err, IMGSIM_E_ARG, "layer '%s' is ambiguous (%d tensors match)", want,
+                           count);
+    return imgsim_fail(err, IMGSIM_E_NOTFOUND,
+                       "no tensor named '%s' (imgsim model info lists the layers)", want);
+}
+
+/* Default embedding: the last global pooling (output 1x1 spatially) in the graph — the
+ * feature that feeds the classifier — else the graph output. */
+static int default_layer(const ir_graph *g)
+{
+    for (int i = g->nops - 1; i >= 0; i--) {
+        const ir_op *op = &g->ops[i];
+        const ir_tensor *y = &g->t[op->out];
+        int pool = op->kind == IR_MEAN || op->kind == IR_AVG_POOL;
+        if (pool && (y->rank == 2 || (y->rank == 4 && y->shape[1] == 1 && y->shape[2] == 1)))
+            return op->out;
+    }
+    return g->output;
+}
+
+static imgsim_status load_labels(imgsim_model *m, const char *dir, imgsim_error *err)
+{
+    if (!*m->man.labels)
+        return IMGSIM_OK;
+    char *path = g_build_filename(dir, m->man.labels, NULL);
+    gchar *text = NULL;
+    gsize len = 0;
+    gboolean ok = g_file_get_contents(path, &text, &len, NULL);
+    g_free(path);
+    if (!ok) /* labels are optional: classify reports the class index instead */
+        return IMGSIM_OK;
+    gchar **lines = g_strsplit(text, "\n", -1);
+    g_free(text);
+    if (!lines)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    int n = 0;
+    while (lines[n])
+        n++;
+    while (n > 0 && !*g_strstrip(lines[n - 1]))
+        n--;
+    m->labels = calloc((size_t)(n ? n : 1), sizeof(char *));
+    if (!m->labels) {
+        g_strfreev(lines);
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        char *l = g_strstrip(lines[i]);
+        /* "123 name" or "123: name" label files: drop the leading id */
+        char *sp = l;
+        while (*sp >= '0' && *sp <= '9')
+            sp++;
+        if (sp != l && (*sp == ' ' || *sp == ':' || *sp == '\t'))
+            l = g_strstrip(sp + 1);
+        m->labels[i] = strdup(l);
+        if (!m->labels[i]) {
+            g_strfreev(lines);
+            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        }
+        m->nlabels = i + 1;
+    }
+    g_strfreev(lines);
+    return IMGSIM_OK;
+}
+
+/* Resolve `name_or_path` into a manifest and the model file's path (caller frees). */
+static imgsim_status resolve(const char *spec, imgsim_manifest *man, char **file, char **dir,
+                             imgsim_error *err)
+{
+    struct stat st;
+    imgsim_status s;
+    if (stat(spec, &st) == 0 && S_ISREG(st.st_mode)) {
+        *dir = g_path_get_dirname(spec);
+        if (g_str_has_suffix(spec, ".json")) {
+            if ((s = registry_read_manifest(spec, man, err)) != IMGSIM_OK)
+                return s;
+            *file = g_build_filename(*dir, man->file, NULL);
+            return IMGSIM_OK;
+        }
+        /* A bare model file: a known file (by SHA-256) brings its recipe and labels. */
+        char hex[65];
+        if ((s = imgsim_sha256_file(spec, hex, err)) != IMGSIM_OK)
+            return s;
+        const imgsim_manifest *b = registry_builtin_by_sha(hex);
+        if (b) {
+            *man = *b;
+        } else {
+            memset(man, 0, sizeof *man);
+            char *base = g_path_get_basename(spec);
+            snprintf(man->name, sizeof man->name, "%s", base);
+            snprintf(man->file, sizeof man->file, "%s", base);
+            g_free(base);
+            snprintf(man->sha256, sizeof man->sha256, "%s", hex);
+            imgsim_prep_default(&man->prep);
+            man->prep.size = 0; /* taken from the model's input shape */
+            for (int k = 0; k < 3; k++) {
+                man->mean[k] = 127.5f;
+                man->std[k] = 127.5f;
+            }
+        }
+        *file = g_strdup(spec);
+        return IMGSIM_OK;
+    }
+    if (strchr(spec, '/'))
+        return imgsim_fail(err, IMGSIM_E_NOTFOUND, "%s: no such model file", spec);
+    char *mdir = imgsim_model_dir();
+    if (!mdir)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    char *mp = g_strdup_printf("%s/%s.json", mdir, spec);
+    if (access(mp, R_OK) != 0) {
+        s = imgsim_fail(err, IMGSIM_E_NOTFOUND,
+                        registry_builtin(spec)
+                            ? "model '%s' is not installed in %s; run: imgsim model install %s [--from DIR]"
+                            : "unknown model '%s' (looked in %s; see: imgsim model list)%.0s",
+                        spec, mdir, spec);
+        g_free(mp);
+        free(mdir);
+        return s;
+    }
+    s = registry_read_manifest(mp, man, err);
+    g_free(mp);
+    if (s == IMGSIM_OK) {
+        *file = g_build_filename(mdir, man->file, NULL);
+        *dir = g_strdup(mdir);
+    }
+    free(mdir);
+    return s;
+}
+
+imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, imgsim_model **out,
+                                imgsim_error *err)
+{
+    *out = NULL;
+    imgsim_model_opts defo;
+    if (!o) {
+        imgsim_model_opts_default(&defo);
+        o = &defo;
+    }
+    if (!spec || !*spec)
+        spec = imgsim_default_model();
+    imgsim_status s = model_xnn_init(err);
+    if (s != IMGSIM_OK)
+        return s;
+    imgsim_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    char *file = NULL, *dir = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    s = resolve(spec, &m->man, &file, &dir, err);
+    if (s == IMGSIM_OK)
+        s = read_all(file, &bytes, &len, err);
+    if (s == IMGSIM_OK) {
+        if (len >= 8 && memcmp(bytes + 4, "TFL3", 4) == 0) {
+            s = tflite_read(bytes, len, &m->g, err); /* takes `bytes` */
+        } else {
+            free(bytes);
+            s = imgsim_fail(err, IMGSIM_E_MODEL, "not a TFLite model (unknown file format)");
+        }
+        if (s != IMGSIM_OK)
+            imgsim_fail_prefix(err, "%s", file);
+    }
+    if (s == IMGSIM_OK) {
+        const char *layer = o->layer && *o->layer ? o->layer : m->man.layer;
+        if (*layer)
+            s = find_layer(&m->g, layer, &m->emb, err);
+        else
+            m->emb = default_layer(&m->g);
+    }
+    if (s == IMGSIM_OK) {
+        const ir_tensor *in = &m->g.t[m->g.input];
+        if (m->man.prep.size == 0)
+            m->man.prep.size = (int)in->shape[1];
+        if (in->shape[1] != m->man.prep.size || in->shape[2] != m->man.prep.size)
+            s = imgsim_fail(err, IMGSIM_E_MODEL, "manifest size %d does not match input %lldx%lld",
+                            m->man.prep.size, (long long)in->shape[1], (long long)in->shape[2]);
+    }
+    if (s == IMGSIM_OK)
+        s = exec_plan_make(&m->g, o->precision, m->emb, &m->plan, err);
+    if (s == IMGSIM_OK) {
+        m->dim = (int)ir_numel(&m->g.t[m->emb]);
+        /* A classifier ends in a softmax over more than one class. */
+        int p = ir_producer(&m->g, m->g.output);
+        if (p >= 0 && m->g.ops[p].kind == IR_SOFTMAX && m->g.output != m->emb)
+            m->nclasses = (int)ir_numel(&m->g.t[m->g.output]);
+        m->normalize = !o->no_normalize;
+        m->threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        if (m->threads < 1)
+            m->threads = 1;
+        s = load_labels(m, dir, err);
+    }
+    g_free(file);
+    g_free(dir);
+    if (s != IMGSIM_OK) {
+        imgsim_model_close(m);
+        return s;
+    }
+    *out = m;
+    return IMGSIM_OK;
+}
+
+void imgsim_model_close(imgsim_model *m)
+{
+    if (!m)
+        return;
+    exec_plan_free(&m->plan);
+    ir_graph_free(&m->g);
+    for (int i = 0; i < m->nlabels; i++)
+        free(m->labels[i]);
+    free(m->labels);
+    free(m);
+}
+
+const char *imgsim_model_name(const imgsim_model *m) { return m->man.name; }
+int imgsim_model_dim(const imgsim_model *m) { return m->dim; }
+int imgsim_model_num_classes(const imgsim_model *m) { return m->nclasses; }
+
+const char *imgsim_model_class_name(const imgsim_model *m, int i)
+{
+    int k = i + m->man.label_offset;
+    return k >= 0 && k < m->nlabels ? m->labels[k] : NULL;
+}
+
+void imgsim_model_prep(const imgsim_model *m, imgsim_prep *p)
+{
+    *p = m->man.prep;
+}
+
+int model_is_quantized(const imgsim_model *m) { return m->plan.quant; }
+
+char *imgsim_model_describe(const imgsim_model *m)
+{
+    const ir_graph *g = &m->g;
+    GString *s = g_string_new(NULL);
+    int counts[IR_OP_COUNT] = {0};
+    for (int i = 0; i < g->nops; i++)
+        counts[g->ops[i].kind]++;
+    const ir_tensor *in = &g->t[g->input];
+    g_string_append_printf(s, "name:        %s\n", m->man.name);
+    if (*m->man.description)
+        g_string_append_printf(s, "description: %s\n", m->man.description);
+    g_string_append_printf(s, "input:       %s %s [1,%lld,%lld,3]%s\n", in->name,
+                           ir_dtype_name(in->dtype), (long long)in->shape[1],
+                           (long long)in->shape[2], in->quantized ? " quantized" : "");
+    g_string_append_printf(s, "recipe:      %s %d (shorter side %d)\n",
+                           m->man.prep.mode == IMGSIM_RESIZE_SQUASH ? "squash to" : "centre crop",
+                           m->man.prep.size,
+                           m->man.prep.resize_shorter ? m->man.prep.resize_shorter
+                                                      : (int)lround(m->man.prep.size / 0.875));
+    g_string_append_printf(s, "execution:   %s on XNNPACK, %d threads\n",
+                           m->plan.quant ? "uint8 quantized" : "fp32", m->threads);
+    g_string_append_printf(s, "embedding:   %s (%d-d%s)\n", g->t[m->emb].name, m->dim,
+                           m->normalize ? ", L2-normalised" : "");
+    g_string_append_printf(s, "classes:     %d\n", m->nclasses);
+    g_string_append(s, "operators:  ");
+    for (int k = 0; k < IR_OP_COUNT; k++)
+        if (counts[k])
+            g_string_append_printf(s, " %s x%d", ir_op_name((ir_op_kind)k), counts[k]);
+    g_string_append_printf(s, "\nlayers (usable with --layer):\n");
+    for (int i = 0; i < g->nops; i++) {
+        const ir_op *op = &g->ops[i];
+        const ir_tensor *t = &g->t[op->out];
+        g_string_append_printf(s, "  %-16s [", ir_op_name(op->kind));
+        for (int d = 0; d < t->rank; d++)
+            g_string_append_printf(s, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        const char *semi = strchr(t->name, ';');
+        g_string_append_printf(s, "] %.*s\n", semi ? (int)(semi - t->name) : (int)strlen(t->name),
+                               t->name);
+    }
+    return g_string_free(s, FALSE);
+}
+
+/* ---------------------------------------------------------------- contexts */
+
+imgsim_status imgsim_ctx_new(imgsim_model *m, imgsim_ctx **out, imgsim_error *err)
+{
+    *out = NULL;
+    imgsim_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    c->m = m;
+    int ncls = m->nclasses;
+    c->scratch = malloc(sizeof(float) * (size_t)(ncls > 0 ? ncls : 1));
+    imgsim_status s = c->scratch ? exec_ctx_new(&m->plan, m->threads, CTX_BATCH, &c->ex, err)
+                                 : imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    if (s != IMGSIM_OK) {
+        imgsim_ctx_free(c);
+        return s;
+    }
+    *out = c;
+    return IMGSIM_OK;
+}
+
+void imgsim_ctx_free(imgsim_ctx *c)
+{
+    if (!c)
+        return;
+    exec_ctx_free(c->ex);
+    free(c->scratch);
+    free(c);
+}
+
+static void l2_normalize(float *v, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += (double)v[i] * v[i];
+    if (s <= 0)
+        return;
+    float inv = (float)(1.0 / sqrt(s));
+    for (int i = 0; i < n; i++)
+        v[i] *= inv;
+}
+
+imgsim_status imgsim_embed(imgsim_ctx *c, const imgsim_image *imgs, int n, float *out,
+                           float *logits, imgsim_error *err)
+{
+    imgsim_model *m = c->m;
+    int size = m->man.prep.size;
+    for (int i = 0; i < n; i++)
+        if (!imgs[i].rgb || imgs[i].width != size || imgs[i].height != size)
+            return imgsim_fail(err, IMGSIM_E_ARG, "image %d is %dx%d; the model takes %dx%d", i,
+                               imgs[i].width, imgs[i].height, size, size);
+    for (int done = 0; done < n;) {
+        int b = n - done < CTX_BATCH ? n - done : CTX_BATCH;
+        const uint8_t *px[CTX_BATCH];
+        for (int i = 0; i < b; i++)
+            px[i] = imgs[done + i].rgb;
+        imgsim_status s = exec_run(c->ex, px, b, m->man.mean, m->man.std, err);
+        if (s != IMGSIM_OK)
+            return s;
+        for (int i = 0; i < b; i++) {
+            float *v = out + (size_t)(done + i) * (size_t)m->dim;
+            exec_read(c->ex, m->emb, i, v);
+            if (m->normalize)
+                l2_normalize(v, m->dim);
+            if (logits && m->nclasses > 0)
+                exec_read(c->ex, m->g.output, i, logits + (size_t)(done + i) * (size_t)m->nclasses);
+        }
+        done += b;
+    }
+    return IMGSIM_OK;
+}

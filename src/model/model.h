@@ -1,0 +1,12 @@
+/*
+ * model.h — internal hooks of the model stage used by other stages.
+ */
+#ifndef IMGSIM_MODEL_MODEL_H
+#define IMGSIM_MODEL_MODEL_H
+
+#include "imgsim.h"
+
+imgsim_status model_xnn_init(imgsim_error *err);   /* xnn_initialize, once */
+int model_is_quantized(const imgsim_model *m);     /* runs on qu8 operators */
+
+#endif
