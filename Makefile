@@ -38,7 +38,8 @@ deps:
 define variant
 build/$(1)/obj/%.o: %.c $(HDRS) Makefile
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(WARN) $(2) $$(INC) -c $$< -o $$@
+	@echo "CC $(1) $$<"
+	@$$(CC) $$(WARN) $(2) $$(INC) -c $$< -o $$@
 
 build/$(1)/libimgsim.a: $$(patsubst %.c,build/$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@

@@ -134,6 +134,36 @@ void imgsim_ctx_free(imgsim_ctx *c);
 imgsim_status imgsim_embed(imgsim_ctx *c, const imgsim_image *imgs, int n, float *out,
                            float *logits, imgsim_error *err);
 
+/* ------------------------------------------------------------ batch pipeline */
+
+/* One image of a batch run, handed to the callback in input order. On failure `vec` is NULL,
+ * `status` says why and `error` holds the one-line cause; the batch goes on. */
+typedef struct imgsim_result {
+    size_t index;
+    const char *source;       /* the path as given */
+    imgsim_status status;
+    const char *error;
+    const float *vec;         /* dim floats */
+    const float *probs;       /* num_classes floats, NULL for embedder-only models */
+} imgsim_result;
+
+/* Return non-zero to stop the batch early. */
+typedef int (*imgsim_result_fn)(void *user, const imgsim_result *r);
+
+typedef struct imgsim_batch_opts {
+    const imgsim_prep *prep;  /* NULL: the model's recipe */
+    int raw_width, raw_height;/* > 0: inputs are raw RGB files of this size */
+    int decode_threads;       /* 0: automatic */
+    int want_probs;           /* also compute class probabilities */
+} imgsim_batch_opts;
+
+/* Decode and embed `n` files: decoding runs on its own threads, overlapped with inference
+ * on the context's thread pool, in batches. Bad files are reported through `fn` and skipped.
+ * Returns an error only for failures that stop the whole run. */
+imgsim_status imgsim_embed_files(imgsim_ctx *c, const char *const *paths, size_t n,
+                                 const imgsim_batch_opts *o, imgsim_result_fn fn, void *user,
+                                 imgsim_error *err);
+
 /* ------------------------------------------------------------ model registry */
 
 typedef struct imgsim_manifest {

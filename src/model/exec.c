@@ -437,8 +437,8 @@ static imgsim_status build_pool(const exec_ctx *c, const ir_op *op, step *s, img
     const ir_tensor *x = &g->t[op->in[0]], *y = &g->t[op->out];
     size_t ch = (size_t)x->shape[3];
     enum xnn_status xs;
-    uint8_t qlo, qhi;
-    float lo, hi;
+    uint8_t qlo = 0, qhi = 255;
+    float lo = -INFINITY, hi = INFINITY;
     if (c->p->quant)
         act_range_q(y, op->act, &qlo, &qhi);
     else

@@ -363,6 +363,7 @@ void imgsim_model_prep(const imgsim_model *m, imgsim_prep *p)
 }
 
 int model_is_quantized(const imgsim_model *m) { return m->plan.quant; }
+imgsim_model *model_of_ctx(const imgsim_ctx *c) { return c->m; }
 
 char *imgsim_model_describe(const imgsim_model *m)
 {

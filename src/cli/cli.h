@@ -1,0 +1,36 @@
+/*
+ * cli.h — option parsing shared by the imgsim subcommands.
+ */
+#ifndef IMGSIM_CLI_CLI_H
+#define IMGSIM_CLI_CLI_H
+
+#include <stddef.h>
+
+#include "imgsim.h"
+
+/* Options every model-using command accepts. */
+typedef struct cli_model_args {
+    const char *model;
+    imgsim_model_opts opts;
+    int raw_w, raw_h;
+    const char *list;           /* file with one image path per line */
+} cli_model_args;
+
+/* If argv[*i] is a model option, consume it (and its value) and return 1; 0 if not one;
+ * -1 on a bad value (message printed). */
+int cli_model_option(const char *cmd, int argc, char **argv, int *i, cli_model_args *a);
+
+/* Value of option argv[*i]; prints an error and returns NULL when missing. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+
+/* Paths from the positional arguments plus --list; NULL-terminated, caller frees with
+ * cli_free_paths. Returns NULL (after printing) on error. */
+char **cli_collect_paths(const char *cmd, char **pos, int npos, const char *list, size_t *n);
+void cli_free_paths(char **paths, size_t n);
+
+/* Open the model named in `a`, printing the error on failure. */
+imgsim_model *cli_open_model(const char *cmd, cli_model_args *a);
+
+void cli_error(const char *cmd, const imgsim_error *e);
+
+#endif

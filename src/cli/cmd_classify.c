@@ -1,0 +1,167 @@
+/*
+ * cmd_classify.c — `imgsim classify`: top-k ImageNet classes with scores for each image.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: imgsim classify [options] IMAGE...\n"
+            "  --top K               classes to show (default 5)\n"
+            "  --json                one JSON object per image\n"
+            "  --model NAME|PATH     a classifier model (default $IMGSIM_MODEL or mobilenet_edgetpu)\n"
+            "  --precision auto|quant|fp32\n"
+            "  --raw WxH             inputs are raw RGB bytes of this size\n"
+            "  --list FILE           read image paths from FILE\n"
+            "  --threads N           inference threads\n");
+}
+
+typedef struct cls_state {
+    const imgsim_model *m;
+    int top, json, ncls;
+    size_t failed;
+} cls_state;
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            putchar('\\');
+        if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static int on_result(void *user, const imgsim_result *r)
+{
+    cls_state *s = user;
+    if (r->status != IMGSIM_OK) {
+        fprintf(stderr, "imgsim classify: %s: %s\n", r->source, r->error);
+        s->failed++;
+        return 0;
+    }
+    int top = s->top < s->ncls ? s->top : s->ncls;
+    int best[64];
+    for (int t = 0; t < top; t++) { /* partial selection of the k best */
+        int b = -1;
+        for (int i = 0; i < s->ncls; i++) {
+            int used = 0;
+            for (int u = 0; u < t; u++)
+                used |= best[u] == i;
+            if (!used && (b < 0 || r->probs[i] > r->probs[b]))
+                b = i;
+        }
+        best[t] = b;
+    }
+    if (s->json) {
+        printf("{\"path\":");
+        json_str(r->source);
+        printf(",\"classes\":[");
+    } else {
+        printf("%s\n", r->source);
+    }
+    for (int t = 0; t < top; t++) {
+        const char *name = imgsim_model_class_name(s->m, best[t]);
+        char idx[32];
+        snprintf(idx, sizeof idx, "class %d", best[t]);
+        if (s->json) {
+            printf("%s{\"class\":%d,\"label\":", t ? "," : "", best[t]);
+            json_str(name ? name : idx);
+            printf(",\"score\":%.5f}", (double)r->probs[best[t]]);
+        } else {
+            printf("  %.3f  %s\n", (double)r->probs[best[t]], name ? name : idx);
+        }
+    }
+    if (s->json)
+        printf("]}\n");
+    return 0;
+}
+
+int cmd_classify(int argc, char **argv)
+{
+    cli_model_args a = {0};
+    cls_state s = {0};
+    s.top = 5;
+    int npos = 0;
+    char **pos = calloc((size_t)argc, sizeof(char *));
+    if (!pos)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_model_option("classify", argc, argv, &i, &a);
+        if (r < 0)
+            goto usage_err;
+        if (r > 0)
+            continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            free(pos);
+            return 0;
+        } else if (!strcmp(argv[i], "--top") || !strcmp(argv[i], "-k")) {
+            const char *v = cli_value("classify", argc, argv, &i);
+            char *end;
+            long k = v ? strtol(v, &end, 10) : 0;
+            if (!v || *end || k < 1 || k > 64) {
+                fprintf(stderr, "imgsim classify: --top needs a number from 1 to 64\n");
+                goto usage_err;
+            }
+            s.top = (int)k;
+        } else if (!strcmp(argv[i], "--json")) {
+            s.json = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "imgsim classify: unknown option %s\n", argv[i]);
+            goto usage_err;
+        } else {
+            pos[npos++] = argv[i];
+        }
+    }
+    size_t n;
+    char **paths = cli_collect_paths("classify", pos, npos, a.list, &n);
+    free(pos);
+    if (!paths)
+        return 2;
+    int rc = 1;
+    imgsim_ctx *c = NULL;
+    imgsim_error e = {0};
+    imgsim_model *m = cli_open_model("classify", &a);
+    if (!m)
+        goto done;
+    s.m = m;
+    s.ncls = imgsim_model_num_classes(m);
+    if (s.ncls == 0) {
+        fprintf(stderr, "imgsim classify: model %s has no classifier output (it is an embedder)\n",
+                imgsim_model_name(m));
+        goto done;
+    }
+    if (imgsim_ctx_new(m, &c, &e) != IMGSIM_OK) {
+        cli_error("classify", &e);
+        goto done;
+    }
+    imgsim_batch_opts bo = {0};
+    bo.raw_width = a.raw_w;
+    bo.raw_height = a.raw_h;
+    bo.want_probs = 1;
+    if (imgsim_embed_files(c, (const char *const *)paths, n, &bo, on_result, &s, &e) != IMGSIM_OK) {
+        cli_error("classify", &e);
+        goto done;
+    }
+    rc = s.failed ? 1 : 0;
+done:
+    fflush(stdout);
+    imgsim_ctx_free(c);
+    imgsim_model_close(m);
+    cli_free_paths(paths, n);
+    return rc;
+usage_err:
+    free(pos);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,160 @@
+/*
+ * common.c — option parsing and error printing shared by the imgsim subcommands.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+void cli_error(const char *cmd, const imgsim_error *e)
+{
+    fprintf(stderr, "imgsim %s: %s\n", cmd, e->msg[0] ? e->msg : imgsim_status_name(e->code));
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "imgsim %s: option %s needs a value\n", cmd, argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int cli_model_option(const char *cmd, int argc, char **argv, int *i, cli_model_args *a)
+{
+    const char *o = argv[*i], *v;
+    if (strcmp(o, "--no-normalize") == 0) {
+        a->opts.no_normalize = 1;
+        return 1;
+    }
+    if (strcmp(o, "--model") && strcmp(o, "-m") && strcmp(o, "--layer") &&
+        strcmp(o, "--precision") && strcmp(o, "--threads") && strcmp(o, "--raw") &&
+        strcmp(o, "--list"))
+        return 0;
+    if (!(v = cli_value(cmd, argc, argv, i)))
+        return -1;
+    if (!strcmp(o, "--model") || !strcmp(o, "-m")) {
+        a->model = v;
+    } else if (!strcmp(o, "--layer")) {
+        a->opts.layer = v;
+    } else if (!strcmp(o, "--list")) {
+        a->list = v;
+    } else if (!strcmp(o, "--precision")) {
+        if (!strcmp(v, "auto"))
+            a->opts.precision = IMGSIM_PRECISION_AUTO;
+        else if (!strcmp(v, "quant") || !strcmp(v, "uint8"))
+            a->opts.precision = IMGSIM_PRECISION_QUANT;
+        else if (!strcmp(v, "fp32"))
+            a->opts.precision = IMGSIM_PRECISION_FP32;
+        else {
+            fprintf(stderr, "imgsim %s: --precision must be auto, quant or fp32\n", cmd);
+            return -1;
+        }
+    } else if (!strcmp(o, "--threads")) {
+        if (parse_int(v, 1, 256, &a->opts.threads) < 0) {
+            fprintf(stderr, "imgsim %s: --threads needs a number from 1 to 256\n", cmd);
+            return -1;
+        }
+    } else { /* --raw WxH */
+        int w, h, n = 0;
+        if (sscanf(v, "%dx%d%n", &w, &h, &n) != 2 || v[n] || w < 1 || h < 1 || w > 65535 ||
+            h > 65535) {
+            fprintf(stderr, "imgsim %s: --raw needs WIDTHxHEIGHT, e.g. 224x224\n", cmd);
+            return -1;
+        }
+        a->raw_w = w;
+        a->raw_h = h;
+    }
+    return 1;
+}
+
+void cli_free_paths(char **paths, size_t n)
+{
+    if (!paths)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+static int push(char ***paths, size_t *n, size_t *cap, const char *s)
+{
+    if (*n + 1 >= *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        char **np = realloc(*paths, nc * sizeof *np);
+        if (!np)
+            return -1;
+        *paths = np;
+        *cap = nc;
+    }
+    if (!((*paths)[*n] = strdup(s)))
+        return -1;
+    (*paths)[++*n] = NULL;
+    return 0;
+}
+
+char **cli_collect_paths(const char *cmd, char **pos, int npos, const char *list, size_t *n)
+{
+    char **paths = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (int i = 0; i < npos; i++)
+        if (push(&paths, n, &cap, pos[i]) < 0)
+            goto nomem;
+    if (list) {
+        FILE *f = strcmp(list, "-") ? fopen(list, "r") : stdin;
+        if (!f) {
+            fprintf(stderr, "imgsim %s: cannot open list %s\n", cmd, list);
+            cli_free_paths(paths, *n);
+            return NULL;
+        }
+        char *line = NULL;
+        size_t lcap = 0;
+        ssize_t len;
+        while ((len = getline(&line, &lcap, f)) >= 0) {
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = 0;
+            if (len > 0 && push(&paths, n, &cap, line) < 0) {
+                free(line);
+                if (f != stdin)
+                    fclose(f);
+                goto nomem;
+            }
+        }
+        free(line);
+        if (f != stdin)
+            fclose(f);
+    }
+    if (*n == 0) {
+        fprintf(stderr, "imgsim %s: no images given\n", cmd);
+        free(paths);
+        return NULL;
+    }
+    return paths;
+nomem:
+    fprintf(stderr, "imgsim %s: out of memory\n", cmd);
+    cli_free_paths(paths, *n);
+    return NULL;
+}
+
+imgsim_model *cli_open_model(const char *cmd, cli_model_args *a)
+{
+    imgsim_model *m = NULL;
+    imgsim_error e = {0};
+    if (imgsim_model_open(a->model, &a->opts, &m, &e) != IMGSIM_OK) {
+        cli_error(cmd, &e);
+        return NULL;
+    }
+    return m;
+}
