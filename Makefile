@@ -43,18 +43,21 @@ build/$(1)/obj/%.o: %.c $(HDRS) Makefile
 
 build/$(1)/libimgsim.a: $$(patsubst %.c,build/$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@
-	ar rcs $$@ $$^
+	@ar rcs $$@ $$^
 
 build/$(1)/imgsim: $$(patsubst %.c,build/$(1)/obj/%.o,$$(CLI_SRC)) build/$(1)/libimgsim.a
-	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+	@echo "LD $(1) $$@"
+	@$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 
 build/$(1)/tests/%: build/$(1)/obj/tests/%.o $$(patsubst %.c,build/$(1)/obj/%.o,$$(TEST_HELP)) build/$(1)/libimgsim.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(2) -o $$@ $$^ $$(LIBS) $$(TESTLIBS)
+	@echo "LD $(1) $$@"
+	@$$(CC) $(2) -o $$@ $$^ $$(LIBS) $$(TESTLIBS)
 
 build/$(1)/bench/%: build/$(1)/obj/bench/%.o build/$(1)/libimgsim.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+	@echo "LD $(1) $$@"
+	@$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 
 $(1): build/$(1)/imgsim $$(patsubst tests/%.c,build/$(1)/tests/%,$$(TEST_SRC))
 endef

@@ -9,7 +9,10 @@ export IMGSIM_TEST_OUT=${IMGSIM_TEST_OUT:-$(pwd)/build/test-out}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=suppressions=$(pwd)/scripts/lsan.supp:print_suppressions=0
-mkdir -p "$IMGSIM_TEST_OUT"
+export IMGSIM_DATA=${IMGSIM_DATA:-$(pwd)/build/data}
+mkdir -p "$IMGSIM_TEST_OUT" "$IMGSIM_DATA"
+# The tests read small deterministic subsets of the real collections: extract once.
+[ -f "$IMGSIM_DATA/wang1k/labels.csv" ] || tar -xzf "$IMGSIM_SHARED/data/wang1k.tar.gz" -C "$IMGSIM_DATA"
 pass=0; fail=0; failed=()
 while IFS= read -r t; do
     name=${t#$bdir/tests/}

@@ -48,6 +48,8 @@ static int is_alias(const ir_graph *g, const ir_op *op, int quant)
     return 0;
 }
 
+static int is_global_pool(const ir_graph *g, const ir_op *op);
+
 static size_t elem_size(const exec_plan *p)
 {
     return p->quant ? 1 : 4;
@@ -186,6 +188,15 @@ imgsim_status exec_plan_make(const ir_graph *g, imgsim_precision precision, int 
     }
     last[p->root[emb]] = INT32_MAX;
     last[p->root[g->output]] = INT32_MAX;
+    /* A uint8 global-pool embedding keeps only 8 bits per feature (its scale is coarse, and
+     * small features round to zero). Average the pool's uint8 input in float instead. */
+    p->emb_pool_in = -1;
+    int pe = ir_producer(g, emb);
+    if (quant && pe >= 0 && (g->ops[pe].kind == IR_MEAN || g->ops[pe].kind == IR_AVG_POOL) &&
+        g->ops[pe].act == IR_ACT_NONE && is_global_pool(g, &g->ops[pe])) {
+        p->emb_pool_in = g->ops[pe].in[0];
+        last[p->root[p->emb_pool_in]] = INT32_MAX;
+    }
 
     /* Greedy first-fit placement in order of definition. */
     int n = 0;
@@ -251,17 +262,24 @@ static void act_range_q(const ir_tensor *y, ir_act act, uint8_t *lo, uint8_t *hi
         *hi = qclamp(y, 1.0f);
 }
 
-static void act_range_f(ir_act act, float *lo, float *hi)
+/* Float output range of a node: its fused activation, intersected — for a quantized
+ * tensor run in fp32 — with the range the uint8 tensor can represent, so the dequantized
+ * model saturates where the quantized one does (it was trained with those ranges). */
+static void act_range_f(const ir_tensor *y, ir_act act, float *lo, float *hi)
 {
     *lo = -INFINITY;
     *hi = INFINITY;
-    if (act == IR_ACT_RELU || act == IR_ACT_RELU6)
+    if (y && y->quantized && y->dtype == IR_U8) {
+        *lo = (0.0f - (float)y->zero_point) * y->scale;
+        *hi = (255.0f - (float)y->zero_point) * y->scale;
+    }
+    if ((act == IR_ACT_RELU || act == IR_ACT_RELU6) && *lo < 0.0f)
         *lo = 0.0f;
-    if (act == IR_ACT_RELU6)
+    if (act == IR_ACT_RELU6 && *hi > 6.0f)
         *hi = 6.0f;
     if (act == IR_ACT_RELU_N1_1) {
-        *lo = -1.0f;
-        *hi = 1.0f;
+        *lo = *lo < -1.0f ? -1.0f : *lo;
+        *hi = *hi > 1.0f ? 1.0f : *hi;
     }
 }
 
@@ -371,7 +389,7 @@ static imgsim_status build_conv(const exec_ctx *c, const ir_op *op, step *s, img
          * XNNPACK copies it while packing, so alignment only matters for the read. */
     } else {
         float lo, hi;
-        act_range_f(op->act, &lo, &hi);
+        act_range_f(y, op->act, &lo, &hi);
         /* per-channel axis: output channels, dim 0 for conv, dim 3 for depthwise */
         size_t inner = dw ? 1 : (size_t)(w->shape[1] * w->shape[2] * w->shape[3]);
         float *wf = const_to_f32(w, inner);
@@ -408,7 +426,7 @@ static imgsim_status build_fc(const exec_ctx *c, const ir_op *op, step *s, imgsi
             (uint8_t)y->zero_point, y->scale, lo, hi, 0, &s->op);
     } else {
         float lo, hi;
-        act_range_f(op->act, &lo, &hi);
+        act_range_f(y, op->act, &lo, &hi);
         float *wf = const_to_f32(w, k);
         float *bf = has_bias ? bias_to_f32(g, op, oc) : NULL;
         if (!wf || (has_bias && !bf)) {
@@ -442,7 +460,7 @@ static imgsim_status build_pool(const exec_ctx *c, const ir_op *op, step *s, img
     if (c->p->quant)
         act_range_q(y, op->act, &qlo, &qhi);
     else
-        act_range_f(op->act, &lo, &hi);
+        act_range_f(y, op->act, &lo, &hi);
     if (op->kind == IR_MAX_POOL) {
         if (c->p->quant)
             xs = xnn_create_max_pooling2d_nhwc_u8(
@@ -499,7 +517,7 @@ static imgsim_status build_binary(const exec_ctx *c, const ir_op *op, step *s, i
                                             &s->op);
     } else {
         float lo, hi;
-        act_range_f(op->act, &lo, &hi);
+        act_range_f(y, op->act, &lo, &hi);
         if (op->kind == IR_ADD)
             xs = xnn_create_add_nd_f32(lo, hi, 0, &s->op);
         else if (op->kind == IR_SUB)
@@ -552,7 +570,7 @@ static imgsim_status build_unary(const exec_ctx *c, const ir_op *op, step *s, im
             xs = xnn_create_clamp_nc_u8(ch, ch, ch, lo, hi, 0, &s->op);
         } else {
             float lo, hi;
-            act_range_f(act, &lo, &hi);
+            act_range_f(y, act, &lo, &hi);
             xs = xnn_create_clamp_nc_f32(ch, ch, ch, lo, hi, 0, &s->op);
         }
         break;
@@ -820,6 +838,19 @@ void exec_read(const exec_ctx *c, int t, int i, float *out)
 {
     const ir_tensor *x = &c->p->g->t[t];
     size_t cnt = (size_t)ir_numel(x);
+    if (t == c->p->emb && c->p->emb_pool_in >= 0) {
+        const ir_tensor *f = &c->p->g->t[c->p->emb_pool_in];
+        size_t hw = (size_t)(f->shape[1] * f->shape[2]);
+        for (size_t k = 0; k < cnt; k++)
+            out[k] = 0.0f;
+        const uint8_t *q = (const uint8_t *)tensor_ptr(c, c->p->emb_pool_in) + (size_t)i * hw * cnt;
+        for (size_t px = 0; px < hw; px++)
+            for (size_t k = 0; k < cnt; k++)
+                out[k] += (float)q[px * cnt + k];
+        for (size_t k = 0; k < cnt; k++)
+            out[k] = (out[k] / (float)hw - (float)f->zero_point) * f->scale;
+        return;
+    }
     if (c->p->quant) {
         const uint8_t *q = (const uint8_t *)tensor_ptr(c, t) + (size_t)i * cnt;
         for (size_t k = 0; k < cnt; k++)

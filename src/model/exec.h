@@ -21,6 +21,8 @@ typedef struct exec_plan {
     size_t arena_bytes; /* per image */
     int emb;            /* embedding tensor */
     int out;            /* classifier output tensor (graph output) */
+    int emb_pool_in;    /* quant plans whose embedding is a global average pool: the pool's
+                         * input, averaged in float by exec_read (else -1) */
 } exec_plan;
 
 /* `precision`: IMGSIM_PRECISION_QUANT fails if the graph cannot run quantized. */

@@ -395,6 +395,28 @@ imgsim_status tflite_read(uint8_t *bytes, size_t len, ir_graph *g, imgsim_error 
     if (tensors.n == 0 || tensors.n > 100000 || ops.n == 0 || ops.n > 100000)
         return imgsim_fail(err, IMGSIM_E_MODEL, "corrupt TFLite file: %u tensors, %u operators",
                            (unsigned)tensors.n, (unsigned)ops.n);
+    /* Validate every buffer and metadata entry, referenced or not: a file cut short (an
+     * interrupted download) must be refused even when the missing tail is unused. */
+    for (uint32_t i = 0; i < buffers.n; i++) {
+        fb_table bt;
+        fb_vec data;
+        if (fb_vec_table(&buffers, i, &bt) < 0 || fb_vec_field(&bt, 0, 1, &data) < 0)
+            return CORRUPT("buffer table (file truncated?)");
+    }
+    fb_vec meta;
+    if (fb_vec_field(&model, 6, 4, &meta) < 0)
+        return CORRUPT("metadata (file truncated?)");
+    for (uint32_t i = 0; i < meta.n; i++) {
+        fb_table mt;
+        const char *ms;
+        uint32_t ml;
+        if (fb_vec_table(&meta, i, &mt) < 0 || fb_str_field(&mt, 0, &ms, &ml) < 0)
+            return CORRUPT("metadata entry (file truncated?)");
+    }
+    const char *desc;
+    uint32_t dlen;
+    if (fb_str_field(&model, 3, &desc, &dlen) < 0)
+        return CORRUPT("description (file truncated?)");
     g->t = calloc(tensors.n, sizeof *g->t);
     g->ops = calloc(ops.n, sizeof *g->ops);
     if (!g->t || !g->ops)
