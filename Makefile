@@ -83,7 +83,7 @@ bench: deps release $(patsubst bench/%.c,build/release/bench/%,$(BENCH_SRC))
 	@scripts/bench.sh
 
 fuzz:
-	@scripts/fuzz.sh
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build
