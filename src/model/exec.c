@@ -785,6 +785,12 @@ static void run_by_hand(exec_ctx *c, const ir_op *op, int n)
     }
 }
 
+static void nothing(void *ctx, size_t i)
+{
+    (void)ctx;
+    (void)i;
+}
+
 imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const float mean[3],
                        const float std[3], imgsim_error *err)
 {
@@ -831,6 +837,10 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
             run_by_hand(c, op, n);
         }
     }
+    /* Workers spin between operators; once the batch is done let them sleep, so decode
+     * threads sharing the cores get them back. */
+    if (c->pool)
+        pthreadpool_parallelize_1d(c->pool, nothing, NULL, 1, PTHREADPOOL_FLAG_YIELD_WORKERS);
     return IMGSIM_OK;
 }
 
