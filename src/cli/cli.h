@@ -14,6 +14,7 @@ typedef struct cli_model_args {
     imgsim_model_opts opts;
     int raw_w, raw_h;
     const char *list;           /* file with one image path per line */
+    int resize;                 /* 0: the model's recipe, else 1 + imgsim_resize_mode */
 } cli_model_args;
 
 /* If argv[*i] is a model option, consume it (and its value) and return 1; 0 if not one;
@@ -27,6 +28,9 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
  * cli_free_paths. Returns NULL (after printing) on error. */
 char **cli_collect_paths(const char *cmd, char **pos, int npos, const char *list, size_t *n);
 void cli_free_paths(char **paths, size_t n);
+
+/* The preprocessing recipe: the model's, with --resize applied. */
+void cli_prep(const cli_model_args *a, const imgsim_model *m, imgsim_prep *p);
 
 /* Open the model named in `a`, printing the error on failure. */
 imgsim_model *cli_open_model(const char *cmd, cli_model_args *a);

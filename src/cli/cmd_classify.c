@@ -16,6 +16,7 @@ static void usage(FILE *f)
             "  --json                one JSON object per image\n"
             "  --model NAME|PATH     a classifier model (default $IMGSIM_MODEL or mobilenet_edgetpu)\n"
             "  --precision auto|quant|fp32\n"
+            "  --resize shorter|squash  shorter side + centre crop (model default), or squash\n"
             "  --raw WxH             inputs are raw RGB bytes of this size\n"
             "  --list FILE           read image paths from FILE\n"
             "  --threads N           inference threads\n");
@@ -146,6 +147,9 @@ int cmd_classify(int argc, char **argv)
         goto done;
     }
     imgsim_batch_opts bo = {0};
+    imgsim_prep prep;
+    cli_prep(&a, m, &prep);
+    bo.prep = &prep;
     bo.raw_width = a.raw_w;
     bo.raw_height = a.raw_h;
     bo.want_probs = 1;

@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "  --layer NAME          embedding tensor (default: the global pool)\n"
             "  --precision auto|quant|fp32   quantized models: run uint8 or dequantized fp32\n"
             "  --no-normalize        keep raw activations (default: L2-normalised)\n"
+            "  --resize shorter|squash  shorter side + centre crop (model default), or squash\n"
             "  --raw WxH             inputs are raw RGB bytes of this size\n"
             "  --list FILE           read image paths from FILE (one per line, - for stdin)\n"
             "  --threads N           inference threads (default: all cores)\n"
@@ -147,6 +148,9 @@ int cmd_embed(int argc, char **argv)
         }
     }
     imgsim_batch_opts bo = {0};
+    imgsim_prep prep;
+    cli_prep(&a, m, &prep);
+    bo.prep = &prep;
     bo.raw_width = a.raw_w;
     bo.raw_height = a.raw_h;
     struct timespec t0, t1;

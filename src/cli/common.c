@@ -40,7 +40,7 @@ int cli_model_option(const char *cmd, int argc, char **argv, int *i, cli_model_a
     }
     if (strcmp(o, "--model") && strcmp(o, "-m") && strcmp(o, "--layer") &&
         strcmp(o, "--precision") && strcmp(o, "--threads") && strcmp(o, "--raw") &&
-        strcmp(o, "--list"))
+        strcmp(o, "--list") && strcmp(o, "--resize"))
         return 0;
     if (!(v = cli_value(cmd, argc, argv, i)))
         return -1;
@@ -50,6 +50,15 @@ int cli_model_option(const char *cmd, int argc, char **argv, int *i, cli_model_a
         a->opts.layer = v;
     } else if (!strcmp(o, "--list")) {
         a->list = v;
+    } else if (!strcmp(o, "--resize")) {
+        if (!strcmp(v, "shorter"))
+            a->resize = 1 + IMGSIM_RESIZE_SHORTER_CROP;
+        else if (!strcmp(v, "squash"))
+            a->resize = 1 + IMGSIM_RESIZE_SQUASH;
+        else {
+            fprintf(stderr, "imgsim %s: --resize must be shorter or squash\n", cmd);
+            return -1;
+        }
     } else if (!strcmp(o, "--precision")) {
         if (!strcmp(v, "auto"))
             a->opts.precision = IMGSIM_PRECISION_AUTO;
@@ -146,6 +155,13 @@ nomem:
     fprintf(stderr, "imgsim %s: out of memory\n", cmd);
     cli_free_paths(paths, *n);
     return NULL;
+}
+
+void cli_prep(const cli_model_args *a, const imgsim_model *m, imgsim_prep *p)
+{
+    imgsim_model_prep(m, p);
+    if (a->resize)
+        p->mode = (imgsim_resize_mode)(a->resize - 1);
 }
 
 imgsim_model *cli_open_model(const char *cmd, cli_model_args *a)
