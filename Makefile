@@ -11,7 +11,7 @@
 SHARED ?= $(abspath ../shared)
 export IMGSIM_SHARED := $(SHARED)
 
-PKGS    := vips libcurl jansson sqlite3
+PKGS    := vips libcurl jansson sqlite3 openblas lapacke
 CC      ?= cc
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -D_GNU_SOURCE
 INC     := -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -189,6 +189,20 @@ char *imgsim_model_dir(void);
  * from the manifest URL. Both paths verify SHA-256. */
 imgsim_status imgsim_model_install(const char *name, const char *from_dir, imgsim_error *err);
 
+/* ------------------------------------------------------------ search metrics */
+
+/* How two vectors are compared. Scores shown to users: cosine similarity (higher is closer),
+ * Euclidean distance and Manhattan distance (lower is closer). */
+typedef enum imgsim_metric {
+    IMGSIM_METRIC_COSINE = 0,
+    IMGSIM_METRIC_L2 = 1,
+    IMGSIM_METRIC_L1 = 2
+} imgsim_metric;
+
+/* "cosine", "l2", "l1"; and the reverse (also accepts "euclidean", "manhattan"). */
+const char *imgsim_metric_name(imgsim_metric m);
+imgsim_status imgsim_metric_parse(const char *s, imgsim_metric *out, imgsim_error *err);
+
 /* ------------------------------------------------------------ helpers */
 
 /* SHA-256 of a file as 64 lowercase hex chars + NUL. */

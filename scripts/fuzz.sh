@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 secs=${1:-${FUZZ_SECONDS:-60}}
 shared=${IMGSIM_SHARED:-$(pwd)/../shared}
 out=build/fuzz; mkdir -p "$out"
-flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config --cflags vips jansson)"
+flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config --cflags vips jansson sqlite3 openblas)"
 libsrc=$(find src -name '*.c' ! -path 'src/cli/*' | sort)
-libs="$(pkg-config --libs vips jansson libcurl) -lXNNPACK -lpthreadpool -lm -lpthread"
+libs="$(pkg-config --libs vips jansson libcurl sqlite3 openblas lapacke) -lXNNPACK -lpthreadpool -lm -lpthread"
 for t in fuzz/fuzz_*.c; do
     name=$(basename "$t" .c)
     mkdir -p "$out/bin"
