@@ -3,7 +3,7 @@
 #   make run      install Debian deps, build, install the default model, run the main job
 #   make test     install Debian deps, build release + ASan/UBSan, run every test under ASan
 #   make quality  slow quality report (Wang-1k leave-one-out P@10 for every model)
-#   make bench    speed benchmarks against named peers (see bench/)
+#   make bench    speed benchmarks against named peers (see bench/); bench-search: collections only
 #   make fuzz     libFuzzer targets (clang) under build/fuzz/
 #
 # Two build variants live side by side: build/release (-O2) and build/asan (ASan + UBSan).
@@ -28,7 +28,7 @@ TEST_HELP:= $(shell find tests -name '*.c' ! -name 'test_*.c' | sort)
 BENCH_SRC:= $(shell find bench -name '*.c' | sort)
 HDRS     := $(shell find include src tests -name '*.h')
 
-.PHONY: all deps run test test-only quality bench fuzz clean release asan
+.PHONY: all deps run test test-only quality bench bench-search fuzz clean release asan
 
 all: release
 
@@ -78,9 +78,14 @@ test-only: release asan
 
 quality: deps release
 	@scripts/quality.sh
+	@scripts/quality_collections.sh
 
 bench: deps release $(patsubst bench/%.c,build/release/bench/%,$(BENCH_SRC))
 	@scripts/bench.sh
+	@scripts/bench_search.sh
+
+bench-search: deps release build/release/bench/search
+	@scripts/bench_search.sh
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZ_SECONDS)

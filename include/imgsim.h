@@ -54,6 +54,7 @@ typedef struct imgsim_image {
     int width;
     int height;
     uint8_t *rgb;
+    int src_width, src_height;  /* the decoded source after EXIF orientation (0 for raw input) */
 } imgsim_image;
 
 typedef enum imgsim_resize_mode {
@@ -145,6 +146,7 @@ typedef struct imgsim_result {
     const char *error;
     const float *vec;         /* dim floats */
     const float *probs;       /* num_classes floats, NULL for embedder-only models */
+    int src_width, src_height;/* the source image's size (after EXIF orientation) */
 } imgsim_result;
 
 /* Return non-zero to stop the batch early. */
@@ -155,6 +157,8 @@ typedef struct imgsim_batch_opts {
     int raw_width, raw_height;/* > 0: inputs are raw RGB files of this size */
     int decode_threads;       /* 0: automatic */
     int want_probs;           /* also compute class probabilities */
+    const int (*crops)[4];    /* NULL, or one x,y,w,h per file (w == 0: none): the region to
+                                 embed, replacing the recipe's crop */
 } imgsim_batch_opts;
 
 /* Decode and embed `n` files: decoding runs on its own threads, overlapped with inference
@@ -202,6 +206,214 @@ typedef enum imgsim_metric {
 /* "cosine", "l2", "l1"; and the reverse (also accepts "euclidean", "manhattan"). */
 const char *imgsim_metric_name(imgsim_metric m);
 imgsim_status imgsim_metric_parse(const char *s, imgsim_metric *out, imgsim_error *err);
+
+/* ------------------------------------------------------------ collections */
+
+/* A collection is one directory: catalog.sqlite (items, their labels and metadata, the
+ * neighbour table) and a vector file (one float32 row per distinct image, memory-mapped).
+ * It records the model that made its vectors; opening it with another model is refused.
+ * Writers hold an exclusive lock on the directory; readers do not block each other. */
+typedef struct imgsim_db imgsim_db;
+
+enum {
+    IMGSIM_DB_READ = 0,    /* open an existing collection read-only */
+    IMGSIM_DB_WRITE = 1,   /* open an existing collection for writing */
+    IMGSIM_DB_CREATE = 3   /* open for writing, creating it if missing */
+};
+
+/* Open the collection in `dir`. `model` is the model name the caller will embed with:
+ * required to create, and checked against the recorded one otherwise (NULL: accept
+ * whatever it records). */
+imgsim_status imgsim_db_open(const char *dir, int mode, const char *model, int dim,
+                             imgsim_db **out, imgsim_error *err);
+void imgsim_db_close(imgsim_db *db);
+
+const char *imgsim_db_model(const imgsim_db *db);  /* recorded model name */
+int imgsim_db_dim(const imgsim_db *db);
+size_t imgsim_db_count(const imgsim_db *db);       /* items */
+size_t imgsim_db_vectors(const imgsim_db *db);     /* distinct live vectors */
+
+/* One catalogue item. Strings are owned by the struct; release with imgsim_item_clear. */
+typedef struct imgsim_item {
+    char *id;
+    char *source;        /* file path (absolute) or URL */
+    char *hash;          /* SHA-256 of the file's bytes, hex */
+    char *label;         /* may be NULL */
+    char *meta_json;     /* extra CSV columns as a JSON object, may be NULL */
+    int width, height;   /* of the source image */
+    int has_box;
+    int box[4];          /* x, y, w, h of the region embedded, when has_box */
+    double added;        /* Unix time */
+} imgsim_item;
+
+void imgsim_item_clear(imgsim_item *it);
+imgsim_status imgsim_db_get(imgsim_db *db, const char *id, imgsim_item *out, imgsim_error *err);
+/* Every item id, sorted; caller frees each and the array. */
+imgsim_status imgsim_db_item_ids(imgsim_db *db, char ***ids, size_t *n, imgsim_error *err);
+/* Raw vector of an item (dim floats). */
+imgsim_status imgsim_db_vector(imgsim_db *db, const char *id, float *out, imgsim_error *err);
+/* Remove items; unknown ids are reported through `err` after the others are removed. */
+imgsim_status imgsim_db_remove(imgsim_db *db, const char *const *ids, size_t n, size_t *removed,
+                               imgsim_error *err);
+
+/* ------------------------------------------------------------ ingest */
+
+/* One image to add. `id` must be unique in the collection (re-adding an id updates it). */
+typedef struct imgsim_source {
+    const char *id;
+    const char *path;       /* image file */
+    const char *label;      /* may be NULL */
+    const char *meta_json;  /* JSON object text, may be NULL */
+    int has_box;
+    int box[4];
+    const char *origin;     /* where it came from for messages ("styles.csv:12"), may be NULL */
+} imgsim_source;
+
+/* A list of sources built from a folder or a CSV catalogue (owns all its strings). */
+typedef struct imgsim_sources {
+    imgsim_source *v;
+    size_t n, cap;
+    void *arena;             /* internal */
+} imgsim_sources;
+
+void imgsim_sources_free(imgsim_sources *s);
+
+/* A problem met while listing sources (bad CSV row, unreadable folder): `where` is
+ * "file:line" or a path. Listing goes on. */
+typedef void (*imgsim_problem_fn)(void *user, const char *where, const char *msg);
+
+/* Every image under `dir` (recursive; by extension, and by content for files without a
+ * known image extension). Ids are "<dir name>/<path inside dir>"; paths are absolute. */
+imgsim_status imgsim_sources_from_dir(imgsim_sources *out, const char *dir, imgsim_problem_fn fn,
+                                      void *user, imgsim_error *err);
+
+typedef struct imgsim_csv_opts {
+    const char *path;          /* the CSV file */
+    char delim;                /* 0 = ',' */
+    const char *path_column;   /* column holding the image path (relative to the CSV's folder) */
+    const char *path_format;   /* or a template such as "images/{id}.jpg" ({COLUMN} replaced) */
+    const char *id_column;     /* NULL: the path is the id */
+    const char *label_column;  /* NULL: no labels */
+    const char *box_columns[4];/* x, y, w, h columns, or NULLs */
+} imgsim_csv_opts;
+
+/* One source per valid CSV row; other columns become metadata. Bad rows (wrong field count,
+ * missing path or id, duplicate id, bad box) are reported through `fn` and skipped. */
+imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts *o,
+                                      imgsim_problem_fn fn, void *user, imgsim_error *err);
+
+/* What happened to one source (reported through imgsim_ingest_fn). */
+typedef enum imgsim_ingest_event {
+    IMGSIM_INGEST_ADDED,     /* embedded and stored */
+    IMGSIM_INGEST_DUPLICATE, /* same content already stored: linked to its vector */
+    IMGSIM_INGEST_UNCHANGED, /* already in the collection, file unchanged */
+    IMGSIM_INGEST_UPDATED,   /* label/metadata changed, or the file changed and was re-embedded */
+    IMGSIM_INGEST_FAILED     /* bad image or unreadable file: skipped */
+} imgsim_ingest_event;
+
+typedef struct imgsim_ingest_stats {
+    size_t total, added, duplicate, unchanged, updated, failed, removed;
+    double seconds;
+} imgsim_ingest_stats;
+
+/* Per-source report (event, the source, the error line for FAILED). */
+typedef void (*imgsim_ingest_fn)(void *user, imgsim_ingest_event ev, const imgsim_source *src,
+                                 const char *error);
+/* Progress: `done` of `total` sources handled so far. */
+typedef void (*imgsim_progress_fn)(void *user, size_t done, size_t total);
+
+typedef struct imgsim_ingest_opts {
+    imgsim_ingest_fn on_item;        /* may be NULL */
+    imgsim_progress_fn on_progress;  /* may be NULL; called at most a few times a second */
+    void *user;
+    int commit_every;                /* images per transaction; 0 = 256 */
+    const volatile int *stop;        /* set non-zero (e.g. from SIGINT) to stop after a commit */
+} imgsim_ingest_opts;
+
+/* Add (or refresh) `n` sources: unchanged ones are skipped by path, size and mtime, identical
+ * content is stored once, the rest are decoded and embedded with `ctx` (the collection's
+ * model) and committed in transactions; an interrupted run keeps every committed image. */
+imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source *src, size_t n,
+                            const imgsim_ingest_opts *o, imgsim_ingest_stats *stats,
+                            imgsim_error *err);
+/* Remove items whose local source file no longer exists; returns how many. */
+imgsim_status imgsim_db_sync(imgsim_db *db, size_t *removed, imgsim_error *err);
+
+/* ------------------------------------------------------------ query */
+
+typedef struct imgsim_where {
+    const char *column;  /* id, source, label, hash, width, height, or a metadata key */
+    const char *value;
+} imgsim_where;
+
+typedef struct imgsim_query_opts {
+    int k;                       /* results wanted (default 10) */
+    imgsim_metric metric;
+    const imgsim_where *where;   /* all must hold */
+    int nwhere;
+    int category_auto;           /* predict the query's label, search inside it */
+    int no_table;                /* ignore the neighbour table even when fresh */
+} imgsim_query_opts;
+
+void imgsim_query_opts_default(imgsim_query_opts *o);
+
+typedef struct imgsim_hit {
+    float score;                 /* cosine similarity, or L2 / L1 distance */
+    imgsim_item item;
+} imgsim_hit;
+
+typedef struct imgsim_results {
+    int n;
+    imgsim_hit *hits;
+    char *predicted_label;       /* with category_auto */
+    int votes, voters;           /* the prediction's support */
+    int from_table;              /* answered from the neighbour table */
+} imgsim_results;
+
+void imgsim_results_free(imgsim_results *r);
+
+/* The k items closest to a raw vector (as made by the collection's model, not normalised). */
+imgsim_status imgsim_query_vector(imgsim_db *db, const float *vec, const imgsim_query_opts *o,
+                                  imgsim_results *out, imgsim_error *err);
+/* The k items closest to an item of the collection (the item itself excluded; other items
+ * with identical content come first). Uses the neighbour table when fresh. */
+imgsim_status imgsim_query_id(imgsim_db *db, const char *id, const imgsim_query_opts *o,
+                              imgsim_results *out, imgsim_error *err);
+
+/* ------------------------------------------------------------ neighbour table */
+
+/* Compute (or refresh incrementally, when one exists with the same k and metric) the top-k
+ * of every stored vector and store it in the catalogue. */
+imgsim_status imgsim_neighbours_build(imgsim_db *db, int k, imgsim_metric m, int threads,
+                                      int *incremental, imgsim_error *err);
+/* The table's k and metric, and whether it covers the current vectors (0 = no table). */
+int imgsim_neighbours_info(imgsim_db *db, int *k, imgsim_metric *m, int *fresh);
+
+/* ------------------------------------------------------------ evaluation */
+
+typedef struct imgsim_eval_row {
+    char *label;                 /* NULL for the overall row */
+    size_t n;                    /* queries */
+    double p_at_k, r_at_k, map_at_k, map;
+} imgsim_eval_row;
+
+typedef struct imgsim_eval {
+    int k;
+    imgsim_metric metric;
+    imgsim_eval_row overall;
+    int nlabels;
+    imgsim_eval_row *labels;     /* sorted by label */
+    size_t unlabelled;           /* items without a label: neither queries nor candidates */
+    double seconds;
+} imgsim_eval;
+
+/* Leave-one-out retrieval quality: every labelled item (or each of `query_ids`) is a query
+ * against all other labelled items; relevant = same label. `label_column` is "label"
+ * (default when NULL) or a metadata key. `full_map` adds the full-ranking mAP. */
+imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, imgsim_metric m,
+                             int full_map, const char *const *query_ids, size_t nq,
+                             imgsim_eval *out, imgsim_error *err);
+void imgsim_eval_free(imgsim_eval *e);
 
 /* ------------------------------------------------------------ helpers */
 

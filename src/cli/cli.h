@@ -37,4 +37,16 @@ imgsim_model *cli_open_model(const char *cmd, cli_model_args *a);
 
 void cli_error(const char *cmd, const imgsim_error *e);
 
+/* The collection directory: --db, else $IMGSIM_DB, else ./imgsim.db */
+const char *cli_db_dir(const char *given);
+
+/* Open the collection at `dir` (mode IMGSIM_DB_*) and, when `m` is non-NULL, the model that
+ * made it (a new collection: --model or the default), set up for raw, un-normalised vectors.
+ * Prints the error and returns -1 on failure. */
+int cli_open_collection(const char *cmd, const char *dir, int mode, cli_model_args *a,
+                        imgsim_db **db, imgsim_model **m);
+
+/* Parse "COL=VALUE" into w (pointing into s). -1 and a message when malformed. */
+int cli_parse_where(const char *cmd, char *s, imgsim_where *w);
+
 #endif

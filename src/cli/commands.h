@@ -10,5 +10,12 @@ int cmd_prep(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_remove(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+int cmd_neighbours(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -174,3 +174,79 @@ imgsim_model *cli_open_model(const char *cmd, cli_model_args *a)
     }
     return m;
 }
+
+const char *cli_db_dir(const char *given)
+{
+    if (given && *given)
+        return given;
+    const char *env = getenv("IMGSIM_DB");
+    return env && *env ? env : "imgsim.db";
+}
+
+int cli_open_collection(const char *cmd, const char *dir, int mode, cli_model_args *a,
+                        imgsim_db **db, imgsim_model **m)
+{
+    imgsim_error e = {0};
+    *db = NULL;
+    if (m)
+        *m = NULL;
+    /* An existing collection names its model; a new one takes --model or the default. */
+    imgsim_status s = imgsim_db_open(dir, mode & ~2, a->model, 0, db, &e);
+    if (s == IMGSIM_E_NOTFOUND && (mode & IMGSIM_DB_CREATE) == IMGSIM_DB_CREATE) {
+        const char *name = a->model ? a->model : imgsim_default_model();
+        cli_model_args ma = *a;
+        ma.model = name;
+        ma.opts.no_normalize = 1;
+        imgsim_model *mm = cli_open_model(cmd, &ma);
+        if (!mm)
+            return -1;
+        s = imgsim_db_open(dir, mode, imgsim_model_name(mm), imgsim_model_dim(mm), db, &e);
+        if (s != IMGSIM_OK) {
+            imgsim_model_close(mm);
+            cli_error(cmd, &e);
+            return -1;
+        }
+        if (m)
+            *m = mm;
+        else
+            imgsim_model_close(mm);
+        return 0;
+    }
+    if (s != IMGSIM_OK) {
+        cli_error(cmd, &e);
+        return -1;
+    }
+    if (m) {
+        cli_model_args ma = *a;
+        ma.model = imgsim_db_model(*db);
+        ma.opts.no_normalize = 1;
+        if (!(*m = cli_open_model(cmd, &ma))) {
+            imgsim_db_close(*db);
+            *db = NULL;
+            return -1;
+        }
+        if (imgsim_model_dim(*m) != imgsim_db_dim(*db)) {
+            fprintf(stderr, "imgsim %s: model %s gives %d-d vectors, the collection holds %d-d\n",
+                    cmd, imgsim_model_name(*m), imgsim_model_dim(*m), imgsim_db_dim(*db));
+            imgsim_model_close(*m);
+            imgsim_db_close(*db);
+            *m = NULL;
+            *db = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_parse_where(const char *cmd, char *s, imgsim_where *w)
+{
+    char *eq = strchr(s, '=');
+    if (!eq || eq == s) {
+        fprintf(stderr, "imgsim %s: --where needs COLUMN=VALUE, got '%s'\n", cmd, s);
+        return -1;
+    }
+    *eq = 0;
+    w->column = s;
+    w->value = eq + 1;
+    return 0;
+}

@@ -16,6 +16,13 @@ static const struct {
     {"embed", cmd_embed, "images to vectors (.npy or JSON lines)"},
     {"model", cmd_model, "list, install and inspect models"},
     {"prep", cmd_prep, "write the exact network input of an image"},
+    {"index", cmd_index, "add folders or a CSV catalogue to a collection"},
+    {"query", cmd_query, "the k items most like an image or an item"},
+    {"neighbours", cmd_neighbours, "precompute the top-k table of every item"},
+    {"export", cmd_export, "write the neighbour table (CSV/JSON) or the vectors (.npy)"},
+    {"eval", cmd_eval, "leave-one-out precision/recall/mAP of a collection"},
+    {"remove", cmd_remove, "remove items from a collection"},
+    {"info", cmd_info, "what a collection holds"},
 };
 
 static void usage(FILE *f)

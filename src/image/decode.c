@@ -234,6 +234,7 @@ static void clear_out(imgsim_image *out)
 {
     if (out) {
         out->width = out->height = 0;
+        out->src_width = out->src_height = 0;
         out->rgb = NULL;
     }
 }
@@ -283,7 +284,12 @@ static imgsim_status load_bytes(const uint8_t *data, size_t len, const imgsim_pr
     }
     if ((s = to_srgb8(&im, err)) != IMGSIM_OK)
         goto done;
-    s = imgsim_prep_run(im, p, out, err);
+    int orient = vips_image_get_orientation(im);
+    if ((s = imgsim_prep_run(im, p, out, err)) == IMGSIM_OK) {
+        int swap = orient >= 5 && orient <= 8;
+        out->src_width = swap ? h : w;
+        out->src_height = swap ? w : h;
+    }
 done:
     g_object_unref(im);
     return s;

@@ -31,6 +31,7 @@ typedef struct pipe {
     size_t n;
     imgsim_prep prep;
     int raw_w, raw_h;
+    const int (*crops)[4];
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t next;      /* next item a decoder will claim */
@@ -55,11 +56,19 @@ static void *decoder(void *arg)
 
         slot s;
         memset(&s, 0, sizeof s);
+        imgsim_prep prep = p->prep;
+        if (p->crops && p->crops[i][2] > 0) {
+            prep.has_crop = 1;
+            prep.crop_x = p->crops[i][0];
+            prep.crop_y = p->crops[i][1];
+            prep.crop_w = p->crops[i][2];
+            prep.crop_h = p->crops[i][3];
+        }
         if (p->raw_w > 0)
-            s.status = imgsim_image_load_raw(p->paths[i], p->raw_w, p->raw_h, &p->prep, &s.img,
+            s.status = imgsim_image_load_raw(p->paths[i], p->raw_w, p->raw_h, &prep, &s.img,
                                              &s.err);
         else
-            s.status = imgsim_image_load_file(p->paths[i], &p->prep, &s.img, &s.err);
+            s.status = imgsim_image_load_file(p->paths[i], &prep, &s.img, &s.err);
         s.ready = 1;
 
         pthread_mutex_lock(&p->mu);
@@ -103,6 +112,7 @@ imgsim_status imgsim_embed_files(imgsim_ctx *c, const char *const *paths, size_t
         imgsim_model_prep(m, &p->prep);
     p->raw_w = o->raw_width;
     p->raw_h = o->raw_height;
+    p->crops = o->crops;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
 
@@ -145,8 +155,10 @@ imgsim_status imgsim_embed_files(imgsim_ctx *c, const char *const *paths, size_t
         int j = 0, quit = 0;
         for (size_t k = 0; k < want && st == IMGSIM_OK && !quit; k++) {
             slot *s = &p->ring[(b0 + k) % RING];
-            imgsim_result r = {b0 + k, paths[b0 + k], s->status, NULL, NULL, NULL};
+            imgsim_result r = {b0 + k, paths[b0 + k], s->status, NULL, NULL, NULL, 0, 0};
             if (s->status == IMGSIM_OK) {
+                r.src_width = s->img.src_width;
+                r.src_height = s->img.src_height;
                 r.vec = vecs + (size_t)j * (size_t)dim;
                 r.probs = ncls ? probs + (size_t)j * (size_t)ncls : NULL;
                 j++;

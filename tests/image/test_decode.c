@@ -566,7 +566,7 @@ static void test_formats(void **state)
         load_ok(scratch(f[i].name), &p, &im);
         assert_int_equal(im.width, 224);
         assert_int_equal(im.height, 224);
-        imgsim_image ref = {224, 224, b};
+        imgsim_image ref = {224, 224, b, 0, 0};
         double d = mean_abs_diff(&im, &ref);
         if (f[i].lossless)
             assert_memory_equal(im.rgb, b, 224 * 224 * 3);
@@ -593,7 +593,7 @@ static void test_save(void **state)
 {
     (void)state;
     uint8_t *b = bird();
-    imgsim_image src = {224, 224, b}, im;
+    imgsim_image src = {224, 224, b, 0, 0}, im;
     imgsim_error err = {0};
     assert_int_equal(imgsim_image_save(&src, scratch("saved.png"), &err), IMGSIM_OK);
     imgsim_prep p = prep_none();

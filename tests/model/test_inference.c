@@ -71,7 +71,7 @@ static void test_known_answers(void **state)
                     snprintf(rel, sizeof rel, "%s_%d_%d.%s", imgs[i], f, pr, exts[x]);
                     const char *path = tu_out(rel);
                     imgsim_error e = {0};
-                    imgsim_image full = {224, 224, NULL};
+                    imgsim_image full = {224, 224, NULL, 0, 0};
                     /* save the original pixels, not the preprocessed ones */
                     size_t len;
                     char rr[128];

@@ -1,0 +1,210 @@
+/*
+ * cmd_query.c — `imgsim query`: the k items most like an image file or an indexed item,
+ * as a table or JSON.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: imgsim query [options] (IMAGE | --id ID)\n"
+            "  --db DIR                 collection (default $IMGSIM_DB or ./imgsim.db)\n"
+            "  -k N                     results (default 10)\n"
+            "  --metric cosine|l2|l1    similarity (default cosine)\n"
+            "  --where COLUMN=VALUE     only items matching (label, id, source, or a CSV column);\n"
+            "                           repeat to combine\n"
+            "  --category auto          predict the query's label, search within it\n"
+            "  --exact                  ignore the precomputed neighbour table\n"
+            "  --json                   JSON output\n");
+}
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-6;
+}
+
+static void print_json(const char *image, const char *id, const imgsim_query_opts *o,
+                       const imgsim_results *r, double ms)
+{
+    json_t *root = json_object(), *q = json_object(), *arr = json_array();
+    if (!root || !q || !arr) {
+        fprintf(stderr, "imgsim query: out of memory\n");
+        json_decref(root), json_decref(q), json_decref(arr);
+        return;
+    }
+    if (image)
+        json_object_set_new(q, "image", json_string(image));
+    if (id)
+        json_object_set_new(q, "id", json_string(id));
+    json_object_set_new(q, "k", json_integer(o->k));
+    json_object_set_new(q, "metric", json_string(imgsim_metric_name(o->metric)));
+    if (r->predicted_label) {
+        json_object_set_new(q, "predicted_label", json_string(r->predicted_label));
+        json_object_set_new(q, "votes", json_integer(r->votes));
+        json_object_set_new(q, "voters", json_integer(r->voters));
+    }
+    json_object_set_new(q, "from_table", json_boolean(r->from_table));
+    for (int i = 0; i < r->n; i++) {
+        const imgsim_item *it = &r->hits[i].item;
+        json_t *h = json_object();
+        json_object_set_new(h, "rank", json_integer(i + 1));
+        json_object_set_new(h, "score", json_real(r->hits[i].score));
+        json_object_set_new(h, "id", json_string(it->id));
+        json_object_set_new(h, "label", it->label ? json_string(it->label) : json_null());
+        json_object_set_new(h, "source", json_string(it->source));
+        json_t *meta = it->meta_json ? json_loads(it->meta_json, 0, NULL) : NULL;
+        json_object_set_new(h, "metadata", meta ? meta : json_object());
+        json_array_append_new(arr, h);
+    }
+    json_object_set_new(root, "query", q);
+    json_object_set_new(root, "results", arr);
+    json_object_set_new(root, "took_ms", json_real(ms));
+    json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', stdout);
+    json_decref(root);
+}
+
+static void print_table(const imgsim_results *r, const imgsim_query_opts *o)
+{
+    if (r->predicted_label)
+        printf("predicted label: %s (%d of %d nearest labelled items)\n", r->predicted_label,
+               r->votes, r->voters);
+    printf("%4s  %-9s  %-24s  %-16s  %s\n", "rank", o->metric == IMGSIM_METRIC_COSINE ? "cosine" : imgsim_metric_name(o->metric), "id", "label", "source");
+    for (int i = 0; i < r->n; i++) {
+        const imgsim_item *it = &r->hits[i].item;
+        printf("%4d  %-9.4f  %-24s  %-16s  %s\n", i + 1, (double)r->hits[i].score, it->id,
+               it->label ? it->label : "-", it->source);
+    }
+}
+
+int cmd_query(int argc, char **argv)
+{
+    cli_model_args a = {0};
+    imgsim_model_opts_default(&a.opts);
+    imgsim_query_opts o;
+    imgsim_query_opts_default(&o);
+    const char *dbdir = NULL, *id = NULL, *image = NULL;
+    int json = 0;
+    imgsim_where *where = calloc((size_t)argc + 1, sizeof *where);
+    if (!where)
+        return 1;
+    imgsim_error e = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *op = argv[i], *v;
+        int mr = cli_model_option("query", argc, argv, &i, &a);
+        if (mr < 0)
+            goto bad;
+        if (mr > 0)
+            continue;
+        if (!strcmp(op, "-h") || !strcmp(op, "--help")) {
+            usage(stdout);
+            free(where);
+            return 0;
+        } else if (!strcmp(op, "--json")) {
+            json = 1;
+        } else if (!strcmp(op, "--exact") || !strcmp(op, "--no-table")) {
+            o.no_table = 1;
+        } else if (!strcmp(op, "--db") || !strcmp(op, "--id") || !strcmp(op, "-k") ||
+                   !strcmp(op, "--metric") || !strcmp(op, "--where") || !strcmp(op, "--category")) {
+            if (!(v = cli_value("query", argc, argv, &i)))
+                goto bad;
+            if (!strcmp(op, "--db")) {
+                dbdir = v;
+            } else if (!strcmp(op, "--id")) {
+                id = v;
+            } else if (!strcmp(op, "-k")) {
+                char *end;
+                long k = strtol(v, &end, 10);
+                if (*end || k < 1 || k > 10000) {
+                    fprintf(stderr, "imgsim query: -k needs a number from 1 to 10000\n");
+                    goto bad;
+                }
+                o.k = (int)k;
+            } else if (!strcmp(op, "--metric")) {
+                if (imgsim_metric_parse(v, &o.metric, &e) != IMGSIM_OK) {
+                    cli_error("query", &e);
+                    goto bad;
+                }
+            } else if (!strcmp(op, "--where")) {
+                if (cli_parse_where("query", argv[i], &where[o.nwhere]) < 0)
+                    goto bad;
+                o.nwhere++;
+            } else {
+                if (strcmp(v, "auto")) {
+                    fprintf(stderr, "imgsim query: --category takes 'auto' (or use --where label=X)\n");
+                    goto bad;
+                }
+                o.category_auto = 1;
+            }
+        } else if (op[0] == '-' && op[1]) {
+            fprintf(stderr, "imgsim query: unknown option %s\n", op);
+            goto bad;
+        } else if (!image) {
+            image = op;
+        } else {
+            fprintf(stderr, "imgsim query: one image at a time\n");
+            goto bad;
+        }
+    }
+    o.where = where;
+    if (!!image == !!id) {
+        usage(stderr);
+        goto bad;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    imgsim_db *db;
+    imgsim_model *m = NULL;
+    if (cli_open_collection("query", cli_db_dir(dbdir), IMGSIM_DB_READ, &a, &db, image ? &m : NULL) < 0) {
+        free(where);
+        return 1;
+    }
+    int rc = 0;
+    imgsim_results r = {0};
+    if (image) {
+        imgsim_ctx *ctx = NULL;
+        imgsim_image img = {0};
+        imgsim_prep p;
+        imgsim_model_prep(m, &p);
+        float *vec = malloc(sizeof(float) * (size_t)imgsim_db_dim(db));
+        if (!vec || imgsim_ctx_new(m, &ctx, &e) != IMGSIM_OK ||
+            imgsim_image_load_file(image, &p, &img, &e) != IMGSIM_OK ||
+            imgsim_embed(ctx, &img, 1, vec, NULL, &e) != IMGSIM_OK ||
+            imgsim_query_vector(db, vec, &o, &r, &e) != IMGSIM_OK) {
+            if (!vec)
+                snprintf(e.msg, sizeof e.msg, "out of memory");
+            cli_error("query", &e);
+            rc = 1;
+        }
+        imgsim_image_free(&img);
+        imgsim_ctx_free(ctx);
+        free(vec);
+    } else if (imgsim_query_id(db, id, &o, &r, &e) != IMGSIM_OK) {
+        cli_error("query", &e);
+        rc = 1;
+    }
+    if (rc == 0) {
+        double ms = ms_since(&t0);
+        if (json)
+            print_json(image, id, &o, &r, ms);
+        else
+            print_table(&r, &o);
+    }
+    imgsim_results_free(&r);
+    imgsim_model_close(m);
+    imgsim_db_close(db);
+    free(where);
+    return rc;
+bad:
+    free(where);
+    return 2;
+}

@@ -1,0 +1,165 @@
+/*
+ * evaluate.c — imgsim_db_eval: collects the items of a collection with their labels (the
+ * label column or a metadata key), numbers the labels, and runs the leave-one-out metrics of
+ * metrics.c over the collection's vectors.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "catalog/catalog.h"
+#include "core/error.h"
+#include "eval/metrics.h"
+
+void imgsim_eval_free(imgsim_eval *e)
+{
+    if (!e)
+        return;
+    for (int i = 0; i < e->nlabels; i++)
+        free(e->labels[i].label);
+    free(e->labels);
+    memset(e, 0, sizeof *e);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, imgsim_metric m,
+                             int full_map, const char *const *query_ids, size_t nq,
+                             imgsim_eval *out, imgsim_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (k < 1 || k > 10000)
+        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and 10000");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int plain = !label_column || !strcmp(label_column, "label");
+    sqlite3_stmt *st;
+    imgsim_status s = cat_prepare(db, plain ? "SELECT id, row, label FROM items ORDER BY id"
+                                            : "SELECT id, row, CAST(json_extract(meta, ?) AS TEXT) "
+                                              "FROM items ORDER BY id",
+                                  &st, err);
+    if (s != IMGSIM_OK)
+        return s;
+    if (!plain) {
+        size_t n = strlen(label_column);
+        char *path = malloc(2 * n + 6), *o = path;
+        if (!path) {
+            sqlite3_finalize(st);
+            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        }
+        *o++ = '$', *o++ = '.', *o++ = '"';
+        for (const char *c = label_column; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *o++ = '\\';
+            *o++ = *c;
+        }
+        *o++ = '"', *o = 0;
+        sqlite3_bind_text(st, 1, path, -1, free);
+    }
+    size_t n = imgsim_db_count(db), cnt = 0;
+    char **ids = calloc(n + 1, sizeof *ids), **labels = calloc(n + 1, sizeof *labels);
+    uint32_t *rows = malloc((n + 1) * sizeof *rows);
+    int *lab = malloc((n + 1) * sizeof *lab);
+    uint8_t *isq = query_ids ? calloc(n + 1, 1) : NULL;
+    char **names = NULL;
+    eval_result er = {0};
+    if (!ids || !labels || !rows || !lab || (query_ids && !isq)) {
+        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        goto done;
+    }
+    int rc;
+    while (cnt < n && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 r = sqlite3_column_int64(st, 1);
+        if (r < 0 || (size_t)r >= db->nrows || !db->alive[r])
+            continue;
+        const char *l = (const char *)sqlite3_column_text(st, 2);
+        ids[cnt] = strdup((const char *)sqlite3_column_text(st, 0));
+        labels[cnt] = l && *l ? strdup(l) : NULL;
+        if (!ids[cnt] || (l && *l && !labels[cnt])) {
+            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            goto done;
+        }
+        rows[cnt++] = (uint32_t)r;
+    }
+    /* number the labels in sorted order */
+    names = malloc((cnt + 1) * sizeof *names);
+    if (!names) {
+        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        goto done;
+    }
+    int nl = 0;
+    for (size_t i = 0; i < cnt; i++)
+        if (labels[i])
+            names[nl++] = labels[i];
+    qsort(names, (size_t)nl, sizeof *names, cmp_str);
+    int u = 0;
+    for (int i = 0; i < nl; i++)
+        if (u == 0 || strcmp(names[u - 1], names[i]))
+            names[u++] = names[i];
+    nl = u;
+    for (size_t i = 0; i < cnt; i++) {
+        lab[i] = -1;
+        if (!labels[i]) {
+            out->unlabelled++;
+            continue;
+        }
+        char **f = bsearch(&labels[i], names, (size_t)nl, sizeof *names, cmp_str);
+        lab[i] = f ? (int)(f - names) : -1;
+    }
+    if (nl == 0) {
+        s = imgsim_fail(err, IMGSIM_E_ARG, "no item has a value in column '%s'",
+                        label_column ? label_column : "label");
+        goto done;
+    }
+    for (size_t q = 0; query_ids && q < nq; q++) {
+        char *const *f = bsearch(&query_ids[q], ids, cnt, sizeof *ids, cmp_str);
+        if (!f) {
+            s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "--queries: no item with id '%s'", query_ids[q]);
+            goto done;
+        }
+        isq[f - ids] = 1;
+    }
+    exact_set set = cat_set(db);
+    if ((s = eval_run(&set, m, rows, lab, cnt, nl, isq, k, full_map, 0, &er, err)) != IMGSIM_OK)
+        goto done;
+    out->k = k;
+    out->metric = m;
+    out->overall = (imgsim_eval_row){NULL, er.overall.n, er.overall.p_at_k, er.overall.r_at_k,
+                                     er.overall.map_at_k, er.overall.map};
+    out->labels = calloc((size_t)nl, sizeof *out->labels);
+    if (!out->labels) {
+        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        goto done;
+    }
+    out->nlabels = nl;
+    for (int i = 0; i < nl; i++) {
+        const eval_score *e = &er.per_label[i];
+        out->labels[i] = (imgsim_eval_row){strdup(names[i]), e->n, e->p_at_k, e->r_at_k,
+                                           e->map_at_k, e->map};
+        if (!out->labels[i].label) {
+            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            goto done;
+        }
+    }
+done:
+    sqlite3_finalize(st);
+    eval_result_free(&er);
+    for (size_t i = 0; ids && i < cnt; i++) {
+        free(ids[i]);
+        free(labels[i]);
+    }
+    free(ids);
+    free(labels);
+    free(rows);
+    free(lab);
+    free(isq);
+    free(names);
+    if (s != IMGSIM_OK)
+        imgsim_eval_free(out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    out->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    return s;
+}
