@@ -33,7 +33,7 @@ for s in $sets; do
     [ $rc -eq 0 ] || [ $rc -eq 3 ] || { tail -3 "$out/$s.index.log"; exit 1; }
     tail -1 "$out/$s.index.log"
     items=$($bin info --db "$db" | awk '/^items:/{print $2}')
-    failed=$(grep -c 'imgsim index: .*: ' "$out/$s.index.log" || true)
+    failed=$(grep -v ' sources: ' "$out/$s.index.log" | grep -c '^imgsim index: ' || true)
     echo "   $items items from $files image files ($failed rows reported)"
     for m in cosine l2 l1; do
         $bin eval --db "$db" --metric $m -k 10 --json > "$out/$s.$m.json"

@@ -4,9 +4,11 @@
  * An exec_plan is made once per model: it decides each tensor's element type for the
  * chosen precision, which tensors share a buffer (reshape/squeeze are free), and where in a
  * single arena each activation lives (liveness-based reuse). An exec_ctx instantiates the
- * plan: one XNNPACK operator per IR node (weights packed once), a pthreadpool and the arena,
- * sized for up to `max_batch` images. Contexts are independent and may run concurrently;
- * the plan and graph they point to are read-only.
+ * plan: one XNNPACK operator (or, for quantized convolutions on AVX512-VNNI CPUs, one of
+ * imgsim's own kernels: qconv.h) per IR node, weights packed once, a pthreadpool and the
+ * arena, sized for up to `max_batch` images. Quantized contexts with several threads run
+ * batches one image per thread (see exec.c). Contexts are independent and may run
+ * concurrently; the plan and graph they point to are read-only.
  */
 #ifndef IMGSIM_MODEL_EXEC_H
 #define IMGSIM_MODEL_EXEC_H
@@ -42,7 +44,8 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
                        const float std[3], imgsim_error *err);
 
 /* After exec_run: tensor `t` of image `i` as floats (dequantized if needed); `out` holds
- * numel(t) floats. */
+ * numel(t) floats. `t` must be the plan's `emb` or `out` tensor (batches that ran one image
+ * per thread only bring those back into the context). */
 void exec_read(const exec_ctx *c, int t, int i, float *out);
 
 #endif
