@@ -53,7 +53,8 @@ float exact_key_to_score(imgsim_metric m, float key);
  *   out:     nq * k hits, best first; nout[i] = hits found for query i (< k when fewer
  *            candidates exist).
  * Queries are processed in blocks with one sgemm per block; `threads` (0 = all cores) is the
- * parallelism used for the L1 loop and the top-k selection (BLAS uses its own threads). */
+ * parallelism used for everything: each thread runs its own blocks, sgemm included, with
+ * OpenBLAS set to one thread (process-wide, openblas_set_num_threads(1); see exact.c). */
 imgsim_status exact_search(const exact_set *s, imgsim_metric m, const float *q, size_t nq, int k,
                            const uint8_t *filter, const uint32_t *exclude, int threads,
                            exact_hit *out, int *nout, imgsim_error *err);
@@ -74,7 +75,7 @@ imgsim_status exact_all_pairs(const exact_set *s, imgsim_metric m, int k, int th
  *   fwd:  their own top-k over the whole set (nq * k, fwd_n[i]), excluding themselves;
  *   back: for every alive row r of the set, its top-k among the new rows only
  *         (n * k, back_n[r]; a new row never lists itself).
- * The caller merges `back` into the existing lists. */
+ * The caller merges `back` into the existing lists. `rows` must be distinct (E_ARG if not). */
 imgsim_status exact_cross(const exact_set *s, imgsim_metric m, const uint32_t *rows, size_t nq,
                           int k, int threads, exact_hit *fwd, int *fwd_n, exact_hit *back,
                           int *back_n, imgsim_error *err);

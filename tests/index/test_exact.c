@@ -441,6 +441,15 @@ static void test_search_float(void **state)
             for (int i = 0; i < NQ; i++)
                 expect_close(&t->s, m, t->vecs + (size_t)i * t->s.dim, K, filter, EXACT_NO_ROW,
                              out + i * K, nout[i]);
+            /* the same bits whatever the thread count (single query: sgemv path too) */
+            for (int nq = 1; nq <= NQ; nq += NQ - 1) {
+                exact_hit again[NQ * K];
+                int nagain[NQ];
+                assert_int_equal(exact_search(&t->s, m, t->vecs, (size_t)nq, K, filter, NULL, 1, out, nout, &e), IMGSIM_OK);
+                assert_int_equal(exact_search(&t->s, m, t->vecs, (size_t)nq, K, filter, NULL, 5, again, nagain, &e), IMGSIM_OK);
+                assert_memory_equal(nout, nagain, (size_t)nq * sizeof(int));
+                assert_memory_equal(out, again, (size_t)nq * K * sizeof *out);
+            }
         }
         free(filter);
         tset_free(t);
