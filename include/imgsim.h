@@ -108,7 +108,10 @@ typedef struct imgsim_model_opts {
 void imgsim_model_opts_default(imgsim_model_opts *o);
 
 /* Open a model by registry name ("mobilenet_edgetpu"), manifest path, or .tflite path.
- * A bare name is looked up in $IMGSIM_MODEL_DIR, then ~/.local/share/imgsim/models. */
+ * A bare name is looked up in $IMGSIM_MODEL_DIR, then ~/.local/share/imgsim/models.
+ * "A+B" (or a built-in composite such as "edgetpu_v1") opens a composite: every part embeds
+ * the same input image, each part's vector is L2-normalised, and the embedding is their
+ * concatenation; classes come from the first part that has them. */
 imgsim_status imgsim_model_open(const char *name_or_path, const imgsim_model_opts *o,
                                 imgsim_model **out, imgsim_error *err);
 void imgsim_model_close(imgsim_model *m);
@@ -181,6 +184,7 @@ typedef struct imgsim_manifest {
     imgsim_prep prep;     /* input recipe */
     float mean[3], std[3];/* float models: x = (pixel - mean) / std */
     int label_offset;     /* index of class 0 of the output in the label file */
+    char parts[128];      /* a composite model: its parts' names joined by '+' (then no file) */
 } imgsim_manifest;
 
 /* The models imgsim knows by name; `*n` receives their count. */

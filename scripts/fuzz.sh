@@ -10,7 +10,7 @@ out=build/fuzz; mkdir -p "$out"
 flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config --cflags vips jansson sqlite3 openblas)"
 libsrc=$(find src -name '*.c' ! -path 'src/cli/*' | sort)
 libs="$(pkg-config --libs vips jansson libcurl sqlite3 openblas lapacke) -lXNNPACK -lpthreadpool -lm -lpthread"
-for t in fuzz/fuzz_*.c; do
+for t in ${FUZZ_TARGETS:-fuzz/fuzz_*.c}; do
     name=$(basename "$t" .c)
     mkdir -p "$out/bin"
     clang $flags "$t" $libsrc -o "$out/bin/$name" $libs

@@ -8,7 +8,7 @@
 # --embed-images) when node and onnxruntime-node are available (skipped otherwise).
 # Outputs in build/quality/: NAME.npy (+ .paths), NAME.json (eval_knn --json), NAME.log.
 #
-# Exit status non-zero if the default model (mobilenet_edgetpu) fails or has
+# Exit status non-zero if the default model (edgetpu_v1) fails or has
 # P@10 < $IMGSIM_QUALITY_MIN_P10 (default 0.95). Other models failing are reported only.
 #
 # Environment: IMGSIM_SHARED (default ../shared beside the repo), IMGSIM_MODEL_DIR,
@@ -20,8 +20,8 @@ shared=${IMGSIM_SHARED:-$root/../shared}
 bin=$root/build/release/imgsim
 export IMGSIM_MODEL_DIR=${IMGSIM_MODEL_DIR:-$root/build/models}
 unset IMGSIM_MODEL
-default_model=mobilenet_edgetpu
-models=${IMGSIM_QUALITY_MODELS:-"mobilenet_edgetpu mobilenet_v2 mobilenet_v1_embedder mobilenet_v3_small_embedder"}
+default_model=edgetpu_v1
+models=${IMGSIM_QUALITY_MODELS:-"edgetpu_v1 mobilenet_edgetpu mobilenet_v2 mobilenet_v1_embedder mobilenet_v3_small_embedder"}
 min_p10=${IMGSIM_QUALITY_MIN_P10:-0.95}
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
 data=$root/build/data

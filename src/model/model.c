@@ -26,6 +26,8 @@
 #define MAX_MODEL_BYTES ((size_t)2 << 30)
 #define CTX_BATCH 16
 
+#define MAX_PARTS 4
+
 struct imgsim_model {
     imgsim_manifest man;
     ir_graph g;
@@ -36,12 +38,18 @@ struct imgsim_model {
     int nlabels;
     int normalize;
     int threads;
+    /* A composite (man.parts non-empty): the parts embed, this model concatenates. */
+    imgsim_model *part[MAX_PARTS];
+    int nparts;
+    int cls_part;      /* part giving the classes, or -1 */
 };
 
 struct imgsim_ctx {
     imgsim_model *m;
     exec_ctx *ex;
     float *scratch;
+    imgsim_ctx *part[MAX_PARTS];   /* a composite's part contexts */
+    float *tmp;                    /* one chunk of one part's vectors */
 };
 
 static pthread_once_t xnn_once = PTHREAD_ONCE_INIT;
@@ -263,6 +271,10 @@ static imgsim_status resolve(const char *spec, imgsim_manifest *man, char **file
     return s;
 }
 
+static imgsim_status open_composite(const char *spec, const imgsim_manifest *bm,
+                                    const imgsim_model_opts *o, imgsim_model **out,
+                                    imgsim_error *err);
+
 imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, imgsim_model **out,
                                 imgsim_error *err)
 {
@@ -277,6 +289,10 @@ imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, im
     imgsim_status s = model_xnn_init(err);
     if (s != IMGSIM_OK)
         return s;
+    const imgsim_manifest *bm = registry_builtin(spec);
+    struct stat sb;
+    if ((bm && *bm->parts) || (strchr(spec, '+') && stat(spec, &sb) != 0))
+        return open_composite(spec, bm, o, out, err);
     imgsim_model *m = calloc(1, sizeof *m);
     if (!m)
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
@@ -335,10 +351,74 @@ imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, im
     return IMGSIM_OK;
 }
 
+/* A composite model: open every part (each L2-normalised), check they take the same input,
+ * and present them as one model whose embedding is the concatenation. */
+static imgsim_status open_composite(const char *spec, const imgsim_manifest *bm,
+                                    const imgsim_model_opts *o, imgsim_model **out,
+                                    imgsim_error *err)
+{
+    if (o->layer && *o->layer)
+        return imgsim_fail(err, IMGSIM_E_ARG,
+                           "%s is a composite model: --layer applies to single models only", spec);
+    imgsim_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    if (bm)
+        m->man = *bm;
+    else
+        snprintf(m->man.name, sizeof m->man.name, "%s", spec);
+    if (!bm)
+        snprintf(m->man.parts, sizeof m->man.parts, "%s", spec);
+    char parts[sizeof m->man.parts], *save = NULL;
+    snprintf(parts, sizeof parts, "%s", m->man.parts);
+    imgsim_model_opts po = *o;
+    po.no_normalize = 0; /* parts' raw scales differ: each is normalised before joining */
+    imgsim_status s = IMGSIM_OK;
+    m->cls_part = -1;
+    for (char *t = strtok_r(parts, "+", &save); t && s == IMGSIM_OK; t = strtok_r(NULL, "+", &save)) {
+        if (m->nparts == MAX_PARTS) {
+            s = imgsim_fail(err, IMGSIM_E_ARG, "%s: at most %d parts", spec, MAX_PARTS);
+            break;
+        }
+        const imgsim_manifest *pm = registry_builtin(t);
+        if (pm && *pm->parts) {
+            s = imgsim_fail(err, IMGSIM_E_ARG, "%s: a part cannot itself be composite", spec);
+            break;
+        }
+        imgsim_model *p = NULL;
+        if ((s = imgsim_model_open(t, &po, &p, err)) != IMGSIM_OK)
+            break;
+        m->part[m->nparts++] = p;
+        if (m->nparts == 1) {
+            m->man.prep = p->man.prep;
+            m->threads = p->threads;
+        } else if (p->man.prep.size != m->man.prep.size || p->man.prep.mode != m->man.prep.mode) {
+            s = imgsim_fail(err, IMGSIM_E_ARG, "%s: parts %s and %s take different inputs", spec,
+                            m->part[0]->man.name, p->man.name);
+        }
+        m->dim += p->dim;
+        if (m->cls_part < 0 && p->nclasses > 0) {
+            m->cls_part = m->nparts - 1;
+            m->nclasses = p->nclasses;
+        }
+    }
+    if (s == IMGSIM_OK && m->nparts < 2)
+        s = imgsim_fail(err, IMGSIM_E_ARG, "%s: a composite needs two or more parts", spec);
+    if (s != IMGSIM_OK) {
+        imgsim_model_close(m);
+        return s;
+    }
+    m->normalize = !o->no_normalize;
+    *out = m;
+    return IMGSIM_OK;
+}
+
 void imgsim_model_close(imgsim_model *m)
 {
     if (!m)
         return;
+    for (int i = 0; i < m->nparts; i++)
+        imgsim_model_close(m->part[i]);
     exec_plan_free(&m->plan);
     ir_graph_free(&m->g);
     for (int i = 0; i < m->nlabels; i++)
@@ -353,6 +433,8 @@ int imgsim_model_num_classes(const imgsim_model *m) { return m->nclasses; }
 
 const char *imgsim_model_class_name(const imgsim_model *m, int i)
 {
+    if (m->nparts)
+        return m->cls_part >= 0 ? imgsim_model_class_name(m->part[m->cls_part], i) : NULL;
     int k = i + m->man.label_offset;
     return k >= 0 && k < m->nlabels ? m->labels[k] : NULL;
 }
@@ -362,11 +444,34 @@ void imgsim_model_prep(const imgsim_model *m, imgsim_prep *p)
     *p = m->man.prep;
 }
 
-int model_is_quantized(const imgsim_model *m) { return m->plan.quant; }
+int model_is_quantized(const imgsim_model *m)
+{
+    return m->nparts ? model_is_quantized(m->part[0]) : m->plan.quant;
+}
 imgsim_model *model_of_ctx(const imgsim_ctx *c) { return c->m; }
+
+static char *describe_composite(const imgsim_model *m)
+{
+    GString *s = g_string_new(NULL);
+    g_string_append_printf(s, "name:        %s\ndescription: %s\n", m->man.name,
+                           *m->man.description ? m->man.description : "composite model");
+    g_string_append_printf(s, "embedding:   concatenation of %d L2-normalised parts (%d-d%s)\n",
+                           m->nparts, m->dim, m->normalize ? ", L2-normalised" : "");
+    g_string_append_printf(s, "classes:     %d%s%s\n", m->nclasses,
+                           m->cls_part >= 0 ? " from " : "",
+                           m->cls_part >= 0 ? m->part[m->cls_part]->man.name : "");
+    for (int i = 0; i < m->nparts; i++) {
+        char *d = imgsim_model_describe(m->part[i]);
+        g_string_append_printf(s, "\n--- part %d of %d\n%s", i + 1, m->nparts, d ? d : "");
+        free(d);
+    }
+    return g_string_free(s, FALSE);
+}
 
 char *imgsim_model_describe(const imgsim_model *m)
 {
+    if (m->nparts)
+        return describe_composite(m);
     const ir_graph *g = &m->g;
     GString *s = g_string_new(NULL);
     int counts[IR_OP_COUNT] = {0};
@@ -416,6 +521,23 @@ imgsim_status imgsim_ctx_new(imgsim_model *m, imgsim_ctx **out, imgsim_error *er
     if (!c)
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     c->m = m;
+    if (m->nparts) {
+        imgsim_status s = IMGSIM_OK;
+        int maxd = 0;
+        for (int i = 0; i < m->nparts && s == IMGSIM_OK; i++) {
+            s = imgsim_ctx_new(m->part[i], &c->part[i], err);
+            if (m->part[i]->dim > maxd)
+                maxd = m->part[i]->dim;
+        }
+        if (s == IMGSIM_OK && !(c->tmp = malloc(sizeof(float) * CTX_BATCH * (size_t)maxd)))
+            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        if (s != IMGSIM_OK) {
+            imgsim_ctx_free(c);
+            return s;
+        }
+        *out = c;
+        return IMGSIM_OK;
+    }
     int ncls = m->nclasses;
     c->scratch = malloc(sizeof(float) * (size_t)(ncls > 0 ? ncls : 1));
     imgsim_status s = c->scratch ? exec_ctx_new(&m->plan, m->threads, CTX_BATCH, &c->ex, err)
@@ -432,6 +554,9 @@ void imgsim_ctx_free(imgsim_ctx *c)
 {
     if (!c)
         return;
+    for (int i = 0; i < MAX_PARTS; i++)
+        imgsim_ctx_free(c->part[i]);
+    free(c->tmp);
     exec_ctx_free(c->ex);
     free(c->scratch);
     free(c);
@@ -449,10 +574,39 @@ static void l2_normalize(float *v, int n)
         v[i] *= inv;
 }
 
+/* A composite: each part embeds the chunk; its (normalised) vectors land side by side. */
+static imgsim_status embed_composite(imgsim_ctx *c, const imgsim_image *imgs, int n, float *out,
+                                     float *logits, imgsim_error *err)
+{
+    imgsim_model *m = c->m;
+    for (int done = 0; done < n;) {
+        int b = n - done < CTX_BATCH ? n - done : CTX_BATCH;
+        int off = 0;
+        for (int p = 0; p < m->nparts; p++) {
+            int pd = m->part[p]->dim;
+            float *lg = p == m->cls_part && logits ? logits + (size_t)done * (size_t)m->nclasses : NULL;
+            imgsim_status s = imgsim_embed(c->part[p], imgs + done, b, c->tmp, lg, err);
+            if (s != IMGSIM_OK)
+                return s;
+            for (int i = 0; i < b; i++)
+                memcpy(out + (size_t)(done + i) * (size_t)m->dim + off,
+                       c->tmp + (size_t)i * (size_t)pd, sizeof(float) * (size_t)pd);
+            off += pd;
+        }
+        if (m->normalize)
+            for (int i = 0; i < b; i++)
+                l2_normalize(out + (size_t)(done + i) * (size_t)m->dim, m->dim);
+        done += b;
+    }
+    return IMGSIM_OK;
+}
+
 imgsim_status imgsim_embed(imgsim_ctx *c, const imgsim_image *imgs, int n, float *out,
                            float *logits, imgsim_error *err)
 {
     imgsim_model *m = c->m;
+    if (m->nparts)
+        return embed_composite(c, imgs, n, out, logits, err);
     int size = m->man.prep.size;
     for (int i = 0; i < n; i++)
         if (!imgs[i].rgb || imgs[i].width != size || imgs[i].height != size)

@@ -7,6 +7,7 @@ set -uo pipefail
 BIN=${IMGSIM_BIN:?}; SHARED=${IMGSIM_SHARED:?}; OUT=${IMGSIM_TEST_OUT:?}/cli; DATA=${IMGSIM_DATA:?}
 rm -rf "$OUT"; mkdir -p "$OUT"
 export IMGSIM_MODEL_DIR=$OUT/models
+export IMGSIM_MODEL=mobilenet_edgetpu   # the single-model checks; the default composite is checked last
 fails=0
 check() { # check NAME COND...
     local name=$1; shift
@@ -101,6 +102,22 @@ $BIN embed --model no_such_model "$DATA/wang1k/images/1.jpg" 2> "$OUT/e.txt"; rc
 check "unknown model name" one_line_error "$OUT/e.txt" "unknown model 'no_such_model'"
 $BIN embed --model mobilenet_v2 --layer nope "$DATA/wang1k/images/1.jpg" 2> "$OUT/e.txt"; rc=$?
 check "unknown layer" one_line_error "$OUT/e.txt" "no tensor named 'nope'"
+
+# --- the default: the composite edgetpu_v1 (EdgeTPU + MobileNetV1 embedder, concatenated)
+unset IMGSIM_MODEL
+$BIN model install edgetpu_v1 --from "$SHARED/models" > "$OUT/install2.txt" 2>&1
+check "composite install brings its parts" bash -c "grep -q 'installed edgetpu_v1' '$OUT/install2.txt' && [ -e '$IMGSIM_MODEL_DIR/mobilenet_v1_1.0_224_quant_embedding_extractor.tflite' ]"
+$BIN model list > "$OUT/list2.txt"
+check "list shows the composite as installed default" grep -Eq '^\s+\* edgetpu_v1 +installed' "$OUT/list2.txt"
+$BIN classify --raw 224x224 --top 1 "$SHARED/models/testdata/bird.rgb" > "$OUT/cls2.txt"
+check "composite classifies with its EdgeTPU part" grep -q chickadee "$OUT/cls2.txt"
+$BIN embed --list "$OUT/list4" -o "$OUT/v2.npy" 2> /dev/null
+check "composite embeds 2304-d unit rows whose halves are EdgeTPU and V1" /usr/bin/python3 -c "
+import numpy as np; v=np.load('$OUT/v2.npy'); e=np.load('$OUT/v.npy'); assert v.shape==(4,2304), v.shape
+assert abs(np.linalg.norm(v,axis=1)-1).max()<1e-4
+assert (np.abs(v[:, :1280] * np.sqrt(2) - e).max()) < 1e-4"
+$BIN embed --layer Conv_1/Relu "$DATA/wang1k/images/1.jpg" 2> "$OUT/e.txt"; rc=$?
+check "--layer on a composite refused" one_line_error "$OUT/e.txt" "composite model"
 
 echo "cli: $fails failed"
 [ "$fails" -eq 0 ]

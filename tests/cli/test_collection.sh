@@ -12,7 +12,7 @@ fails=0
 check() { local name=$1; shift; if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi; }
 py() { /usr/bin/python3 -c "$@"; }
 W=$DATA/wang1k/images
-$BIN model install mobilenet_edgetpu mobilenet_v2 --from "$SHARED/models" > /dev/null || { echo "FAIL install"; exit 1; }
+$BIN model install edgetpu_v1 mobilenet_v2 --from "$SHARED/models" > /dev/null || { echo "FAIL install"; exit 1; }
 # Wang-1k classes are blocks of 100: 0 africans, 100 beaches, ..., 300 buses, ..., 600 flowers
 classes=(africans beaches buildings buses dinosaurs elephants flowers horses mountains food)
 
@@ -82,7 +82,7 @@ import json; d = json.load(open('$OUT/cat.json'))
 assert d['query']['predicted_label'] == 'flowers', d['query']
 assert len(d['results']) == 5 and all(x['label'] == 'flowers' for x in d['results'])"
 $BIN query --db "$DB2" --model mobilenet_v2 "$W/650.jpg" 2> "$OUT/mm.err"; rc=$?
-check "querying with another model is refused" bash -c "[ $rc -ne 0 ] && grep -q 'built with model mobilenet_edgetpu' '$OUT/mm.err'"
+check "querying with another model is refused" bash -c "[ $rc -ne 0 ] && grep -q 'built with model edgetpu_v1' '$OUT/mm.err'"
 
 # --- neighbour table == brute force, before and after incremental changes
 same_as_exact() { # every item: table answer == exact answer (ids and scores)
@@ -117,7 +117,7 @@ import json; d = json.load(open('$OUT/nb.json')); assert len(d) == 63 and all(le
 $BIN export vectors --db "$DB2" -o "$OUT/v.npy" 2> /dev/null
 check "export vectors npy + ids" py "
 import numpy as np; v = np.load('$OUT/v.npy'); ids = open('$OUT/v.npy.ids').read().split()
-assert v.shape == (63, 1280) and len(ids) == 63 and np.isfinite(v).all()"
+assert v.shape == (63, 2304) and len(ids) == 63 and np.isfinite(v).all()"
 
 # --- eval
 $BIN eval --db "$DB2" -k 5 --json > "$OUT/eval.json"
@@ -156,7 +156,8 @@ assert c.execute('pragma integrity_check').fetchone()[0] == 'ok'
 assert c.execute('select count(*), count(distinct id), count(distinct row) from items').fetchone() == (160, 160, 160)
 nrows = int(c.execute(\"select value from meta where key='nrows'\").fetchone()[0])
 f = c.execute(\"select value from meta where key='vec_file'\").fetchone()[0]
-assert nrows == 160 and os.path.getsize('$DB3/' + f) == 64 + nrows * 1280 * 4
+dim = int(c.execute(\"select value from meta where key='dim'\").fetchone()[0])
+assert dim == 2304 and nrows == 160 and os.path.getsize('$DB3/' + f) == 64 + nrows * dim * 4
 assert c.execute('select count(*) from vectors').fetchone()[0] == 160"
 check "every resumed item finds a same-class neighbour" bash -c "$BIN query --db '$DB3' --id kill/450.jpg -k 1 | grep -q 'kill/4[0-9][0-9].jpg'"
 
