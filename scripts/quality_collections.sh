@@ -17,11 +17,14 @@ export IMGSIM_MODEL_DIR=${IMGSIM_MODEL_DIR:-$(pwd)/build/models}
 bin=build/release/imgsim
 data=build/data; out=build/quality; mkdir -p "$data" "$out"
 sets=${IMGSIM_QUALITY_SETS:-"wang1k geological myntra"}
-$bin model install "$($bin model list | awk '$1=="*" && $2!="="{print $2}')" --from "$shared/models" > /dev/null
+model=${IMGSIM_MODEL:-$($bin model list | awk '$1=="*" && $2!="="{print $2}')}
+$bin model install "$model" --from "$shared/models" > /dev/null
+echo "== model: $model"
 : > "$out/collections.jsonl"
 for s in $sets; do
     [ -d "$data/$s" ] || tar -xzf "$shared/data/$s.tar.gz" -C "$data"
     db=$out/$s.db
+    rm -rf "$db"    # a collection keeps the model it was built with: start afresh
     case $s in
     myntra) args=(--csv "$data/myntra/styles.csv" --path-format 'images/{id}.jpg' --id-column id --label-column articleType)
             files=$(find "$data/myntra/images" -name '*.jpg' | wc -l) ;;
@@ -29,7 +32,7 @@ for s in $sets; do
             files=$(tail -n +2 "$data/$s/labels.csv" | wc -l) ;;
     esac
     echo "== $s: index ($files images)"
-    rc=0; $bin index --db "$db" "${args[@]}" --quiet 2> "$out/$s.index.log" || rc=$?
+    rc=0; $bin index --db "$db" --model "$model" "${args[@]}" --quiet 2> "$out/$s.index.log" || rc=$?
     [ $rc -eq 0 ] || [ $rc -eq 3 ] || { tail -3 "$out/$s.index.log"; exit 1; }
     tail -1 "$out/$s.index.log"
     items=$($bin info --db "$db" | awk '/^items:/{print $2}')
@@ -39,7 +42,7 @@ for s in $sets; do
         $bin eval --db "$db" --metric $m -k 10 --json > "$out/$s.$m.json"
         /usr/bin/python3 -c "
 import json,sys; d=json.load(open('$out/$s.$m.json')); o=d['overall']
-print(json.dumps({'set':'$s','metric':'$m','items':$items,'files':$files,'n':o['n'],'p10':o['p_at_k'],'map10':o['map_at_k'],'r10':o['r_at_k'],'map':o.get('map',0),'seconds':d['seconds']}))" | tee -a "$out/collections.jsonl"
+print(json.dumps({'set':'$s','model':'$model','metric':'$m','items':$items,'files':$files,'n':o['n'],'p10':o['p_at_k'],'map10':o['map_at_k'],'r10':o['r_at_k'],'map':o.get('map',0),'seconds':d['seconds']}))" | tee -a "$out/collections.jsonl"
     done
 done
 /usr/bin/python3 - "$out/collections.jsonl" <<'PY'

@@ -49,6 +49,7 @@ typedef struct run {
     int *bw, *bh;
     size_t nb, cap;
     size_t done, total;
+    int phase2;            /* embedding: `done` counts results as they arrive, not reports */
     double last_progress;
     imgsim_status fatal;
     imgsim_error *err;
@@ -90,8 +91,10 @@ static void report(run *r, imgsim_ingest_event ev, const imgsim_source *s, const
     }
     if (r->o->on_item)
         r->o->on_item(r->o->user, ev, s, msg);
-    r->done++;
-    progress(r, 0);
+    if (!r->phase2) {
+        r->done++;
+        progress(r, 0);
+    }
 }
 
 static int str_eq(const char *a, const char *b)
@@ -451,6 +454,9 @@ static int on_result(void *user, const imgsim_result *res)
     cb_ctx *c = user;
     run *r = c->r;
     int ji = r->todo[res->index];
+    for (int f = ji; f >= 0; f = r->followers[f])
+        r->done++;
+    progress(r, 0);
     if (res->status != IMGSIM_OK) {
         for (int f = ji; f >= 0; f = r->followers[f])
             report(r, IMGSIM_INGEST_FAILED, r->jobs[f].src, res->error);
@@ -532,6 +538,7 @@ imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source 
             if (j->src->has_box)
                 memcpy(crops[t], j->src->box, sizeof crops[t]);
         }
+        r.phase2 = 1;
         imgsim_batch_opts bo = {0};
         bo.crops = (const int (*)[4])crops;
         cb_ctx c = {&r, &s, db->dim};
