@@ -25,7 +25,7 @@ t1=$(date +%s.%N)
 tail -1 "$out/myntra_ingest.log"
 n=$(/usr/bin/python3 -c "import sqlite3; print(sqlite3.connect('$db/catalog.sqlite').execute('select count(*) from items').fetchone()[0])")
 awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN{printf "{\"bench\":\"ingest\",\"items\":%d,\"seconds\":%.1f,\"images_per_s\":%.1f}\n", n, b-a, n/(b-a)}' | tee "$out/search.jsonl"
-find "$data/myntra/images" -name '*.jpg' | sort | awk 'NR % 97 == 0' | head -200 > "$out/myntra_queries.list"
+find "$data/myntra/images" -name '*.jpg' | sort | awk 'NR % 97 == 0 && ++n <= 200' > "$out/myntra_queries.list"
 build/release/bench/search --db "$db" --queries 300 --images "$out/myntra_queries.list" | tee -a "$out/search.jsonl"
 $bin export vectors --db "$db" -o "$out/myntra_vectors.npy" 2> /dev/null
 /usr/bin/python3 - "$out/myntra_vectors.npy" "$out/search.jsonl" <<'PY'

@@ -55,6 +55,9 @@ struct imgsim_db {
     uint8_t *alive;         /* nrows flags */
     size_t cap;             /* allocated entries of norms/alive */
     size_t nalive;
+    /* rows dropped by the open transaction: marked dead in memory only once it commits */
+    uint32_t *drops;
+    size_t ndrops, capdrops;
 };
 
 #define VEC_HEADER 64
@@ -69,6 +72,11 @@ imgsim_status cat_begin(imgsim_db *db, imgsim_error *err);    /* BEGIN IMMEDIATE
 imgsim_status cat_commit(imgsim_db *db, imgsim_error *err);
 void cat_rollback(imgsim_db *db);
 imgsim_status cat_sql_fail(imgsim_db *db, imgsim_error *err, const char *what);
+/* A read-only handle's query runs in one read transaction (one snapshot of items, neighbours
+ * and vectors); at its start, vectors committed by another process since are mapped.
+ * No-ops for the writer. */
+imgsim_status cat_read_begin(imgsim_db *db, imgsim_error *err);
+void cat_read_end(imgsim_db *db);
 imgsim_status cat_prepare(imgsim_db *db, const char *sql, sqlite3_stmt **st, imgsim_error *err);
 /* The searchable view of the vectors (valid until the next append or compaction). */
 exact_set cat_set(const imgsim_db *db);
@@ -96,12 +104,16 @@ imgsim_status cat_item_row(imgsim_db *db, const char *id, uint32_t *row, imgsim_
 /* Delete items (inside a transaction); drops vector rows left without items. */
 imgsim_status cat_items_delete(imgsim_db *db, const char *const *ids, size_t n, size_t *removed,
                                imgsim_error *err);
-/* Mark a vector row dead (inside a transaction; the change is logged). */
+/* Mark a vector row dead (inside a transaction; the change is logged, and the row is
+ * remembered until the transaction ends: cat_drops_apply after COMMIT, cat_drops_forget
+ * after ROLLBACK). */
 imgsim_status cat_row_drop(imgsim_db *db, uint32_t row, imgsim_error *err);
+void cat_drops_apply(imgsim_db *db);
+void cat_drops_forget(imgsim_db *db);
 /* Bitmap over vector rows (nrows bytes, caller frees): rows having at least one item that
- * satisfies every condition. */
-imgsim_status cat_where_rows(imgsim_db *db, const imgsim_where *w, int nw, uint8_t **rows,
-                             imgsim_error *err);
+ * satisfies every condition (and has a label, with `labelled`). */
+imgsim_status cat_where_rows(imgsim_db *db, const imgsim_where *w, int nw, int labelled,
+                             uint8_t **rows, imgsim_error *err);
 /* SQL condition text and bindings for --where (shared by query and export). */
 imgsim_status cat_where_sql(const imgsim_where *w, int nw, char **sql, imgsim_error *err);
 imgsim_status cat_where_bind(sqlite3_stmt *st, int first, const imgsim_where *w, int nw);

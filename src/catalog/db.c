@@ -247,7 +247,15 @@ imgsim_status imgsim_db_open(const char *dir, int mode, const char *model, int d
             goto fail;
     }
     char buf[128];
-    if (cat_meta_get(db, "model", buf, sizeof buf, NULL) != IMGSIM_OK) {
+    imgsim_error merr = {0};
+    imgsim_status ms = cat_meta_get(db, "model", buf, sizeof buf, &merr);
+    if (ms != IMGSIM_OK && ms != IMGSIM_E_NOTFOUND) {
+        if (err)
+            *err = merr;
+        s = ms;
+        goto fail;
+    }
+    if (ms == IMGSIM_E_NOTFOUND) {
         if (!create) {
             s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "%s: not an imgsim collection (empty catalogue)",
                             dir);
@@ -278,14 +286,49 @@ imgsim_status imgsim_db_open(const char *dir, int mode, const char *model, int d
                         db->dim, dim);
         goto fail;
     }
+    /* One read transaction: meta, the vector file and its live rows from one snapshot, even
+     * while a writer commits. */
+    if ((s = cat_exec(db, "BEGIN", err)) != IMGSIM_OK)
+        goto fail;
     db->gen = cat_meta_u64(db, "gen", 0);
-    if ((s = vec_open(db, err)) != IMGSIM_OK)
+    s = vec_open(db, err);
+    sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL);
+    if (s != IMGSIM_OK)
         goto fail;
     *out = db;
     return IMGSIM_OK;
 fail:
     imgsim_db_close(db);
     return s;
+}
+
+imgsim_status cat_read_begin(imgsim_db *db, imgsim_error *err)
+{
+    if (db->writable)
+        return IMGSIM_OK; /* the writer's own view is always current */
+    imgsim_status s = cat_exec(db, "BEGIN", err);
+    if (s != IMGSIM_OK)
+        return s;
+    /* another process committed since we mapped the vectors: map them again */
+    uint64_t gen = cat_meta_u64(db, "gen", db->gen);
+    char name[64] = "";
+    cat_meta_get(db, "vec_file", name, sizeof name, NULL);
+    size_t nrows = (size_t)cat_meta_u64(db, "nrows", db->nrows);
+    if (gen != db->gen || nrows != db->nrows || strcmp(name, db->vec_name) != 0) {
+        vec_close(db);
+        db->gen = gen;
+        if ((s = vec_open(db, err)) != IMGSIM_OK) {
+            sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL);
+            return s;
+        }
+    }
+    return IMGSIM_OK;
+}
+
+void cat_read_end(imgsim_db *db)
+{
+    if (!db->writable && !sqlite3_get_autocommit(db->sql))
+        sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL);
 }
 
 void imgsim_db_close(imgsim_db *db)
@@ -297,6 +340,7 @@ void imgsim_db_close(imgsim_db *db)
         sqlite3_close_v2(db->sql);
     if (db->lock_fd >= 0)
         close(db->lock_fd); /* releases the flock */
+    free(db->drops);
     free(db->dir);
     free(db);
 }

@@ -4,7 +4,7 @@
  * a bitmap of candidate vector rows.
  *
  * --where columns: the item columns id, source, hash, label, width, height, model; anything
- * else is a key of the item's metadata object (the extra CSV columns), read with json_extract.
+ * else is a key of the item's metadata object (the extra CSV columns), matched with json_each.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,8 +108,34 @@ imgsim_status imgsim_db_vector(imgsim_db *db, const char *id, float *out, imgsim
     return s;
 }
 
+void cat_drops_apply(imgsim_db *db)
+{
+    for (size_t i = 0; i < db->ndrops; i++) {
+        uint32_t r = db->drops[i];
+        if (r < db->nrows && db->alive[r]) {
+            db->alive[r] = 0;
+            db->nalive--;
+        }
+    }
+    db->ndrops = 0;
+}
+
+void cat_drops_forget(imgsim_db *db)
+{
+    db->ndrops = 0;
+}
+
 imgsim_status cat_row_drop(imgsim_db *db, uint32_t row, imgsim_error *err)
 {
+    if (db->ndrops == db->capdrops) {
+        size_t cap = db->capdrops ? db->capdrops * 2 : 64;
+        uint32_t *d = realloc(db->drops, cap * sizeof *d);
+        if (!d)
+            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        db->drops = d;
+        db->capdrops = cap;
+    }
+    db->drops[db->ndrops++] = row;
     sqlite3_stmt *st;
     imgsim_status s = cat_prepare(db, "DELETE FROM vectors WHERE row = ?1;"
                                       , &st, err);
@@ -131,12 +157,11 @@ imgsim_status cat_row_drop(imgsim_db *db, uint32_t row, imgsim_error *err)
     return s;
 }
 
-/* Inside a transaction: delete the items; a row left without items is dropped and marked
- * dead in memory only after the caller commits (see imgsim_db_remove). `dropped` collects
- * them (caller-sized to n). */
+/* Inside a transaction: delete the items; a row left without items is dropped (marked dead
+ * in memory once the caller commits). */
 static imgsim_status delete_items(imgsim_db *db, const char *const *ids, size_t n,
-                                  size_t *removed, uint32_t *dropped, size_t *ndropped,
-                                  const char **unknown, imgsim_error *err)
+                                  size_t *removed, size_t *ndropped, const char **unknown,
+                                  imgsim_error *err)
 {
     sqlite3_stmt *get = NULL, *del = NULL, *left = NULL;
     imgsim_status s;
@@ -172,7 +197,7 @@ static imgsim_status delete_items(imgsim_db *db, const char *const *ids, size_t 
         if (rc == SQLITE_DONE) {
             if ((s = cat_row_drop(db, (uint32_t)row, err)) != IMGSIM_OK)
                 goto done;
-            dropped[(*ndropped)++] = (uint32_t)row;
+            (*ndropped)++;
         } else if (rc != SQLITE_ROW) {
             s = cat_sql_fail(db, err, "cannot read an item");
             goto done;
@@ -191,33 +216,26 @@ imgsim_status cat_items_delete(imgsim_db *db, const char *const *ids, size_t n, 
     *removed = 0;
     if (!db->writable)
         return imgsim_fail(err, IMGSIM_E_ARG, "%s: collection opened read-only", db->dir);
-    uint32_t *dropped = malloc((n ? n : 1) * sizeof *dropped);
-    if (!dropped)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     size_t nd = 0;
     const char *unknown = NULL;
     imgsim_status s = cat_begin(db, err);
     if (s == IMGSIM_OK)
-        s = delete_items(db, ids, n, removed, dropped, &nd, &unknown, err);
+        s = delete_items(db, ids, n, removed, &nd, &unknown, err);
     if (s == IMGSIM_OK && nd)
         s = cat_meta_set_u64(db, "gen", db->gen + 1, err);
     if (s == IMGSIM_OK)
         s = cat_commit(db, err);
     if (s != IMGSIM_OK) {
         cat_rollback(db);
+        cat_drops_forget(db);
         *removed = 0;
     } else {
         if (nd)
             db->gen++;
-        for (size_t i = 0; i < nd; i++)
-            if (db->alive[dropped[i]]) {
-                db->alive[dropped[i]] = 0;
-                db->nalive--;
-            }
+        cat_drops_apply(db);
         if (unknown)
             s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "no item with id '%s'", unknown);
     }
-    free(dropped);
     return s;
 }
 
@@ -248,48 +266,28 @@ imgsim_status cat_where_sql(const imgsim_where *w, int nw, char **sql, imgsim_er
         }
         if (plain_col(w[i].column))
             len += (size_t)snprintf(s + len, cap - len, " AND CAST(%s AS TEXT) = ?", w[i].column);
-        else /* the key goes in as a bound JSON path, never into the SQL text */
+        else /* a metadata key: bound, never part of the SQL text; json_each matches any key */
             len += (size_t)snprintf(s + len, cap - len,
-                                    " AND CAST(json_extract(meta, ?) AS TEXT) = ?");
+                                    " AND EXISTS (SELECT 1 FROM json_each(items.meta) WHERE "
+                                    "key = ? AND CAST(value AS TEXT) = ?)");
     }
     *sql = s;
     return IMGSIM_OK;
-}
-
-/* JSON path for a metadata key: $."key" with " and \ escaped. */
-static char *json_path(const char *key)
-{
-    size_t n = strlen(key);
-    char *p = malloc(2 * n + 6), *o = p;
-    if (!p)
-        return NULL;
-    *o++ = '$', *o++ = '.', *o++ = '"';
-    for (const char *k = key; *k; k++) {
-        if (*k == '"' || *k == '\\')
-            *o++ = '\\';
-        *o++ = *k;
-    }
-    *o++ = '"', *o = 0;
-    return p;
 }
 
 imgsim_status cat_where_bind(sqlite3_stmt *st, int first, const imgsim_where *w, int nw)
 {
     int k = first;
     for (int i = 0; i < nw; i++) {
-        if (!plain_col(w[i].column)) {
-            char *jp = json_path(w[i].column);
-            if (!jp)
-                return IMGSIM_E_NOMEM;
-            sqlite3_bind_text(st, k++, jp, -1, free);
-        }
+        if (!plain_col(w[i].column))
+            sqlite3_bind_text(st, k++, w[i].column, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, k++, w[i].value, -1, SQLITE_STATIC);
     }
     return IMGSIM_OK;
 }
 
-imgsim_status cat_where_rows(imgsim_db *db, const imgsim_where *w, int nw, uint8_t **rows,
-                             imgsim_error *err)
+imgsim_status cat_where_rows(imgsim_db *db, const imgsim_where *w, int nw, int labelled,
+                             uint8_t **rows, imgsim_error *err)
 {
     *rows = NULL;
     char *cond;
@@ -303,7 +301,8 @@ imgsim_status cat_where_rows(imgsim_db *db, const imgsim_where *w, int nw, uint8
         free(cond), free(sql), free(bm);
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     }
-    snprintf(sql, n, "SELECT DISTINCT row FROM items WHERE %s", cond);
+    snprintf(sql, n, "SELECT DISTINCT row FROM items WHERE %s%s", cond,
+             labelled ? " AND label IS NOT NULL" : "");
     free(cond);
     sqlite3_stmt *st;
     s = cat_prepare(db, sql, &st, err);

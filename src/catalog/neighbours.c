@@ -130,32 +130,31 @@ static imgsim_status full_build(imgsim_db *db, int k, imgsim_metric m, int threa
 static imgsim_status load(imgsim_db *db, int k, exact_hit *lists, int *counts, imgsim_error *err)
 {
     sqlite3_stmt *st;
-    imgsim_status s = cat_prepare(db, "SELECT row, rank, nbr, score FROM neighbours", &st, err);
+    imgsim_status s = cat_prepare(db, "SELECT row, nbr, score FROM neighbours ORDER BY row, rank",
+                                  &st, err);
     if (s != IMGSIM_OK)
         return s;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) { /* appended in rank order: gaps close up */
         sqlite3_int64 r = sqlite3_column_int64(st, 0);
-        int rank = sqlite3_column_int(st, 1);
-        if (r < 0 || (size_t)r >= db->nrows || rank < 0 || rank >= k)
+        if (r < 0 || (size_t)r >= db->nrows || counts[r] >= k)
             continue;
-        exact_hit *h = &lists[(size_t)r * (size_t)k + (size_t)rank];
-        h->row = (uint32_t)sqlite3_column_int64(st, 2);
-        h->score = (float)sqlite3_column_double(st, 3);
-        if (rank + 1 > counts[r])
-            counts[r] = rank + 1;
+        exact_hit *h = &lists[(size_t)r * (size_t)k + (size_t)counts[r]++];
+        h->row = (uint32_t)sqlite3_column_int64(st, 1);
+        h->score = (float)sqlite3_column_double(st, 2);
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? IMGSIM_OK : cat_sql_fail(db, err, "cannot read the neighbour table");
 }
 
-/* Merge candidates b (nb, best first) into list a (na of k, best first). Returns new count. */
+/* Merge candidates b (nb, best first) into list a (na of k, best first). Returns the new
+ * count, or -1 without memory. */
 static int merge(imgsim_metric m, exact_hit *a, int na, const exact_hit *b, int nb, int k)
 {
     exact_hit tmp[256];
     exact_hit *t = k <= 256 ? tmp : malloc((size_t)k * sizeof *t);
     if (!t)
-        return na;
+        return -1;
     int i = 0, j = 0, n = 0;
     while (n < k && (i < na || j < nb)) {
         if (j >= nb || (i < na && nbr_better(m, &a[i], &b[j])))
@@ -241,7 +240,12 @@ static imgsim_status incremental(imgsim_db *db, int k, imgsim_metric m, int thre
             exact_hit worst = counts[r] ? l[counts[r] - 1] : (exact_hit){0, 0};
             if (counts[r] == k && !nbr_better(m, &back[r * (size_t)k], &worst))
                 continue; /* no new row beats the current k-th */
-            counts[r] = merge(m, l, counts[r], &back[r * (size_t)k], back_n[r], k);
+            int nm = merge(m, l, counts[r], &back[r * (size_t)k], back_n[r], k);
+            if (nm < 0) {
+                s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
+                goto done;
+            }
+            counts[r] = nm;
             changed[r] = 1;
         }
     }

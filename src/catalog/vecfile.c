@@ -40,13 +40,15 @@ static int open_in_dir(const imgsim_db *db, const char *name, int flags)
     return open(p, flags | O_CLOEXEC, 0644);
 }
 
-static void fsync_dir(const imgsim_db *db)
+/* Make a created or renamed directory entry durable. */
+static int fsync_dir(const imgsim_db *db)
 {
     int fd = open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
 }
 
 static int write_all(int fd, const void *buf, size_t n, off_t off)
@@ -79,6 +81,8 @@ static imgsim_status reserve(imgsim_db *db, size_t n, imgsim_error *err)
 {
     if (n <= db->cap)
         return IMGSIM_OK;
+    if (n > ((size_t)1 << 40))
+        return imgsim_fail(err, IMGSIM_E_IO, "%s: implausible vector count %zu", db->dir, n);
     size_t cap = db->cap ? db->cap : 1024;
     while (cap < n)
         cap *= 2;
@@ -173,7 +177,11 @@ imgsim_status vec_open(imgsim_db *db, imgsim_error *err)
         return s;
     if (strchr(db->vec_name, '/') || strncmp(db->vec_name, "vectors.", 8) != 0)
         return imgsim_fail(err, IMGSIM_E_IO, "%s: bad vector file name in catalogue", db->dir);
-    db->nrows = (size_t)cat_meta_u64(db, "nrows", 0);
+    uint64_t nrows = cat_meta_u64(db, "nrows", UINT64_MAX);
+    if (nrows > ((uint64_t)1 << 40) / (uint64_t)row_bytes(db))
+        return imgsim_fail(err, IMGSIM_E_IO, "%s: catalogue has no valid vector count (meta.nrows)",
+                           db->dir);
+    db->nrows = (size_t)nrows;
     size_t want = VEC_HEADER + db->nrows * row_bytes(db);
 
     db->vec_fd = open_in_dir(db, db->vec_name, db->writable ? O_RDWR | O_CREAT : O_RDONLY);
@@ -186,10 +194,10 @@ imgsim_status vec_open(imgsim_db *db, imgsim_error *err)
     if (fstat(db->vec_fd, &sb) != 0)
         return io_fail(db, err, "cannot stat");
     if (sb.st_size == 0 && db->writable) {
-        if (write_header(db->vec_fd, db->dim) != 0 || fdatasync(db->vec_fd) != 0)
+        if (write_header(db->vec_fd, db->dim) != 0 || fdatasync(db->vec_fd) != 0 ||
+            fsync_dir(db) != 0)
             return io_fail(db, err, "cannot write the header");
         sb.st_size = VEC_HEADER;
-        fsync_dir(db);
     }
     if (sb.st_size == 0 && db->nrows == 0)
         return reserve(db, 1, err);
@@ -253,13 +261,17 @@ imgsim_status vec_publish(imgsim_db *db, imgsim_error *err)
     size_t old = db->nrows, n = db->pending;
     if (n == 0)
         return IMGSIM_OK;
-    imgsim_status s = reserve(db, old + n + 1, err);
-    if (s != IMGSIM_OK)
-        return s;
+    /* The rows are committed: count them whatever happens next, so that no later append can
+     * reuse their numbers. If memory cannot follow, stop writing through this handle. */
     db->nrows += n;
     db->pending = 0;
-    if ((s = remap(db, db->nrows, err)) != IMGSIM_OK)
+    imgsim_status s = reserve(db, db->nrows + 1, err);
+    if (s == IMGSIM_OK)
+        s = remap(db, db->nrows, err);
+    if (s != IMGSIM_OK) {
+        db->writable = 0;
         return s;
+    }
     exact_norms(vec_row(db, (uint32_t)old), n, db->dim, db->norms + old);
     memset(db->alive + old, 1, n);
     db->nalive += n;
@@ -316,12 +328,11 @@ imgsim_status vec_compact_if_needed(imgsim_db *db, int force, imgsim_error *err)
             }
             nn++;
         }
-    if (fsync(fd) != 0) {
+    if (fsync(fd) != 0 || fsync_dir(db) != 0) {
         s = imgsim_fail(err, IMGSIM_E_IO, "%s/%s: fsync failed: %s", db->dir, newname,
                         strerror(errno));
         goto fail_file;
     }
-    fsync_dir(db);
 
     /* One transaction switches everything to the new numbering. */
     if ((s = cat_begin(db, err)) != IMGSIM_OK)

@@ -37,28 +37,19 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int plain = !label_column || !strcmp(label_column, "label");
     sqlite3_stmt *st;
-    imgsim_status s = cat_prepare(db, plain ? "SELECT id, row, label FROM items ORDER BY id"
-                                            : "SELECT id, row, CAST(json_extract(meta, ?) AS TEXT) "
-                                              "FROM items ORDER BY id",
-                                  &st, err);
+    imgsim_status s = cat_read_begin(db, err);
     if (s != IMGSIM_OK)
         return s;
-    if (!plain) {
-        size_t n = strlen(label_column);
-        char *path = malloc(2 * n + 6), *o = path;
-        if (!path) {
-            sqlite3_finalize(st);
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-        }
-        *o++ = '$', *o++ = '.', *o++ = '"';
-        for (const char *c = label_column; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                *o++ = '\\';
-            *o++ = *c;
-        }
-        *o++ = '"', *o = 0;
-        sqlite3_bind_text(st, 1, path, -1, free);
+    s = cat_prepare(db, plain ? "SELECT id, row, label FROM items ORDER BY id"
+                              : "SELECT id, row, (SELECT CAST(value AS TEXT) FROM "
+                                "json_each(items.meta) WHERE key = ?) FROM items ORDER BY id",
+                    &st, err);
+    if (s != IMGSIM_OK) {
+        cat_read_end(db);
+        return s;
     }
+    if (!plain)
+        sqlite3_bind_text(st, 1, label_column, -1, SQLITE_STATIC);
     size_t n = imgsim_db_count(db), cnt = 0;
     char **ids = calloc(n + 1, sizeof *ids), **labels = calloc(n + 1, sizeof *labels);
     uint32_t *rows = malloc((n + 1) * sizeof *rows);
@@ -70,7 +61,7 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
         s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
         goto done;
     }
-    int rc;
+    int rc = SQLITE_DONE;
     while (cnt < n && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         sqlite3_int64 r = sqlite3_column_int64(st, 1);
         if (r < 0 || (size_t)r >= db->nrows || !db->alive[r])
@@ -83,6 +74,10 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
             goto done;
         }
         rows[cnt++] = (uint32_t)r;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        s = cat_sql_fail(db, err, "cannot read items");
+        goto done;
     }
     /* number the labels in sorted order */
     names = malloc((cnt + 1) * sizeof *names);
@@ -146,6 +141,7 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
     }
 done:
     sqlite3_finalize(st);
+    cat_read_end(db);
     eval_result_free(&er);
     for (size_t i = 0; ids && i < cnt; i++) {
         free(ids[i]);

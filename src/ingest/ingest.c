@@ -104,6 +104,67 @@ static int str_eq(const char *a, const char *b)
     return b && !strcmp(a, b);
 }
 
+/* ---- a string -> index hash (open addressing), for ids and content keys seen in this run */
+
+typedef struct strmap {
+    const char **keys;
+    int *vals;
+    size_t cap, n;
+} strmap;
+
+static size_t str_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Value of `key`, or -1; with insert >= 0, adds key -> insert when absent. -2: no memory. */
+static int strmap_get(strmap *m, const char *key, int insert)
+{
+    if (insert >= 0 && (m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        const char **k = calloc(cap, sizeof *k);
+        int *v = malloc(cap * sizeof *v);
+        if (!k || !v) {
+            free(k), free(v);
+            return -2;
+        }
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i]) {
+                size_t h = str_hash(m->keys[i]) & (cap - 1);
+                while (k[h])
+                    h = (h + 1) & (cap - 1);
+                k[h] = m->keys[i];
+                v[h] = m->vals[i];
+            }
+        free(m->keys), free(m->vals);
+        m->keys = k, m->vals = v, m->cap = cap;
+    }
+    if (!m->cap)
+        return -1;
+    for (size_t h = str_hash(key) & (m->cap - 1);; h = (h + 1) & (m->cap - 1)) {
+        if (!m->keys[h]) {
+            if (insert < 0)
+                return -1;
+            m->keys[h] = key;
+            m->vals[h] = insert;
+            m->n++;
+            return -1;
+        }
+        if (!strcmp(m->keys[h], key))
+            return m->vals[h];
+    }
+}
+
+static void strmap_free(strmap *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
 /* ---- catalogue statements used by both phases */
 
 typedef struct stmts {
@@ -247,19 +308,41 @@ static known lookup(stmts *s, const job *j)
 static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
 {
     imgsim_db *db = r->db;
+    strmap ids = {0}, keys = {0};
     imgsim_status e = cat_begin(db, err);
     if (e != IMGSIM_OK)
         return e;
+    for (size_t i = 0; i < n; i++) {
+        r->jobs[i].leader = -1;
+        r->followers[i] = -1;
+    }
     for (size_t i = 0; i < n && e == IMGSIM_OK; i++) {
         job *j = &r->jobs[i];
         const imgsim_source *src = j->src;
-        j->leader = -1;
-        r->followers[i] = -1;
         struct stat sb;
         char rp[PATH_MAX];
+        if (r->o->stop && *r->o->stop) { /* interrupted: keep what was triaged */
+            for (size_t t = i; t < n; t++)
+                r->jobs[t].failed = 1;
+            break;
+        }
         if (!src->id || !*src->id || !src->path) {
             j->failed = 1;
             report(r, IMGSIM_INGEST_FAILED, src, "missing id or path");
+            continue;
+        }
+        int first = strmap_get(&ids, src->id, (int)i);
+        if (first == -2) {
+            e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            break;
+        }
+        if (first >= 0) { /* two sources with one id in one run: keep the first */
+            char m[512];
+            const imgsim_source *f = r->jobs[first].src;
+            snprintf(m, sizeof m, "%s: duplicate id '%s' (also %s)", src->path, src->id,
+                     f->origin ? f->origin : f->path);
+            j->failed = 1;
+            report(r, IMGSIM_INGEST_FAILED, src, m);
             continue;
         }
         if (stat(src->path, &sb) != 0 || !realpath(src->path, rp)) {
@@ -329,50 +412,36 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
             continue;
         }
         /* same content queued earlier in this run? */
-        for (size_t t = 0; t < r->ntodo; t++) {
-            job *l = &r->jobs[r->todo[t]];
-            if (!strcmp(l->key, j->key)) {
-                j->leader = r->todo[t];
-                /* append to the leader's follower list */
-                int *p = &r->followers[r->todo[t]];
-                while (*p >= 0)
-                    p = &r->followers[*p];
-                *p = (int)i;
-                break;
-            }
+        int lead = strmap_get(&keys, j->key, (int)i);
+        if (lead == -2) {
+            e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            break;
         }
-        if (j->leader < 0)
+        if (lead >= 0) {
+            j->leader = lead;
+            int *p = &r->followers[lead]; /* append to the leader's follower list */
+            while (*p >= 0)
+                p = &r->followers[*p];
+            *p = (int)i;
+        } else {
             r->todo[r->ntodo++] = (int)i;
-    }
-    if (e == IMGSIM_OK) {
-        /* rows dropped by relinking bump the generation */
-        sqlite3_stmt *q;
-        if ((e = cat_prepare(db, "SELECT count(*) FROM changes WHERE gen = ?", &q, err)) == IMGSIM_OK) {
-            sqlite3_bind_int64(q, 1, (sqlite3_int64)db->gen + 1);
-            int dropped = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) > 0;
-            sqlite3_finalize(q);
-            if (dropped)
-                e = cat_meta_set_u64(db, "gen", db->gen + 1, err);
-            if (e == IMGSIM_OK && (e = cat_commit(db, err)) == IMGSIM_OK && dropped) {
-                db->gen++;
-                /* forget dropped rows in memory */
-                if ((e = cat_prepare(db, "SELECT row FROM changes WHERE gen = ? AND op = 2", &q,
-                                     err)) == IMGSIM_OK) {
-                    sqlite3_bind_int64(q, 1, (sqlite3_int64)db->gen);
-                    while (sqlite3_step(q) == SQLITE_ROW) {
-                        sqlite3_int64 row = sqlite3_column_int64(q, 0);
-                        if (row >= 0 && (size_t)row < db->nrows && db->alive[row]) {
-                            db->alive[row] = 0;
-                            db->nalive--;
-                        }
-                    }
-                    sqlite3_finalize(q);
-                }
-            }
         }
     }
-    if (e != IMGSIM_OK)
+    strmap_free(&ids);
+    strmap_free(&keys);
+    /* rows left without items by relinking bump the generation */
+    int dropped = db->ndrops > 0;
+    if (e == IMGSIM_OK && dropped)
+        e = cat_meta_set_u64(db, "gen", db->gen + 1, err);
+    if (e == IMGSIM_OK && (e = cat_commit(db, err)) == IMGSIM_OK) {
+        if (dropped)
+            db->gen++;
+        cat_drops_apply(db);
+    }
+    if (e != IMGSIM_OK) {
         cat_rollback(db);
+        cat_drops_forget(db);
+    }
     return e;
 }
 
@@ -414,24 +483,14 @@ static imgsim_status flush(run *r, stmts *s, imgsim_error *err)
         e = cat_commit(db, err);
     if (e != IMGSIM_OK) {
         cat_rollback(db);
+        cat_drops_forget(db);
         vec_discard(db);
         return e;
     }
     db->gen = gen;
-    /* rows dropped by replaced items in this transaction */
-    sqlite3_stmt *q;
-    if (cat_prepare(db, "SELECT row FROM changes WHERE gen = ? AND op = 2", &q, NULL) == IMGSIM_OK) {
-        sqlite3_bind_int64(q, 1, (sqlite3_int64)gen);
-        while (sqlite3_step(q) == SQLITE_ROW) {
-            sqlite3_int64 row = sqlite3_column_int64(q, 0);
-            if (row >= 0 && (size_t)row < db->nrows && db->alive[row]) {
-                db->alive[row] = 0;
-                db->nalive--;
-            }
-        }
-        sqlite3_finalize(q);
-    }
-    if ((e = vec_publish(db, err)) != IMGSIM_OK)
+    e = vec_publish(db, err);
+    cat_drops_apply(db); /* rows orphaned by replaced items, after the new rows exist */
+    if (e != IMGSIM_OK)
         return e;
     for (size_t b = 0; b < r->nb; b++)
         for (int ji = r->bjob[b]; ji >= 0; ji = r->followers[ji]) {
@@ -551,6 +610,8 @@ imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source 
     progress(&r, 1);
     if (e == IMGSIM_OK)
         e = nbr_refresh(db, err);
+    if (e == IMGSIM_OK)
+        e = vec_compact_if_needed(db, 0, err);
 done:
     stmts_free(&s);
     for (size_t i = 0; r.jobs && i < n; i++)
@@ -581,8 +642,9 @@ imgsim_status imgsim_db_sync(imgsim_db *db, size_t *removed, imgsim_error *err)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *src = (const char *)sqlite3_column_text(st, 1);
         struct stat sb;
-        if (!src || strstr(src, "://") || stat(src, &sb) == 0)
-            continue;
+        if (!src || strstr(src, "://") || stat(src, &sb) == 0 ||
+            (errno != ENOENT && errno != ENOTDIR))
+            continue; /* only files that are really gone; EACCES or EIO keeps the item */
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             char **g = realloc(gone, cap * sizeof *g);

@@ -41,6 +41,7 @@ typedef struct cond {
     const imgsim_where *w;
     int nw;
     const char *label;
+    int labelled;        /* only items that have a label (the voters of --category auto) */
 } cond;
 
 static imgsim_status cond_sql(const cond *c, char **sql, imgsim_error *err)
@@ -55,8 +56,8 @@ static imgsim_status cond_sql(const cond *c, char **sql, imgsim_error *err)
         free(base);
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     }
-    snprintf(*sql, n, "SELECT " ITEM_COLS " FROM items WHERE row = ? AND %s%s ORDER BY id", base,
-             c->label ? " AND label = ?" : "");
+    snprintf(*sql, n, "SELECT " ITEM_COLS " FROM items WHERE row = ? AND %s%s%s ORDER BY id",
+             base, c->labelled ? " AND label IS NOT NULL" : "", c->label ? " AND label = ?" : "");
     free(base);
     return IMGSIM_OK;
 }
@@ -73,7 +74,7 @@ static imgsim_status cond_rows(imgsim_db *db, const cond *c, uint8_t **rows, img
     int n = c->nw;
     if (c->label)
         all[n++] = (imgsim_where){"label", c->label};
-    imgsim_status s = cat_where_rows(db, all, n, rows, err);
+    imgsim_status s = cat_where_rows(db, all, n, 0, rows, err);
     free(all);
     return s;
 }
@@ -107,7 +108,7 @@ static imgsim_status expand(imgsim_db *db, const cond *c, const exact_hit *hits,
             int np = sqlite3_bind_parameter_count(st);
             sqlite3_bind_text(st, np, c->label, -1, SQLITE_STATIC);
         }
-        int rc;
+        int rc = SQLITE_DONE;
         while (out->n < k && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             const char *id = (const char *)sqlite3_column_text(st, 0);
             if (skip_id && id && !strcmp(id, skip_id))
@@ -120,6 +121,8 @@ static imgsim_status expand(imgsim_db *db, const cond *c, const exact_hit *hits,
             x->score = hits[h].score;
             out->n++;
         }
+        if (s == IMGSIM_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+            s = cat_sql_fail(db, err, "cannot read items");
     }
     sqlite3_finalize(st);
     return s;
@@ -131,24 +134,19 @@ static imgsim_status predict(imgsim_db *db, const float *q, uint32_t self, const
                              imgsim_metric m, imgsim_results *out, imgsim_error *err)
 {
     uint8_t *rows = NULL;
-    imgsim_where *all = malloc(((size_t)c->nw + 1) * sizeof *all);
-    if (!all)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-    memcpy(all, c->w, (size_t)c->nw * sizeof *all);
-    imgsim_status s = cat_where_rows(db, all, c->nw, &rows, err);
-    free(all);
+    imgsim_status s = cat_where_rows(db, c->w, c->nw, 1, &rows, err);
     if (s != IMGSIM_OK)
         return s;
     exact_set set = cat_set(db);
     exact_hit hits[VOTERS];
     int nh = 0;
     uint32_t ex = self;
-    s = exact_search(&set, m, q, 1, VOTERS, rows, &ex, 1, hits, &nh, err);
+    s = exact_search(&set, m, q, 1, VOTERS, rows, &ex, 0, hits, &nh, err);
     free(rows);
     if (s != IMGSIM_OK)
         return s;
     imgsim_results voters = {0};
-    cond any = {c->w, c->nw, NULL};
+    cond any = {c->w, c->nw, NULL, 1};
     if ((s = expand(db, &any, hits, nh, VOTERS, NULL, &voters, err)) != IMGSIM_OK) {
         imgsim_results_free(&voters);
         return s;
@@ -209,7 +207,7 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
                                const imgsim_query_opts *o, imgsim_results *out,
                                imgsim_error *err)
 {
-    cond c = {o->where, o->nwhere, NULL};
+    cond c = {o->where, o->nwhere, NULL, 0};
     imgsim_status s;
     if (o->category_auto) {
         if ((s = predict(db, q, self, &c, o->metric, out, err)) != IMGSIM_OK)
@@ -258,7 +256,7 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
     exact_set set = cat_set(db);
     int nh = 0;
     uint32_t ex = self;
-    s = db->nrows ? exact_search(&set, o->metric, q, 1, want, rows, &ex, 1, hits, &nh, err)
+    s = db->nrows ? exact_search(&set, o->metric, q, 1, want, rows, &ex, 0, hits, &nh, err)
                   : IMGSIM_OK;
     if (s == IMGSIM_OK)
         s = expand(db, &c, hits, nh, o->k, NULL, out, err);
@@ -277,8 +275,10 @@ imgsim_status imgsim_query_vector(imgsim_db *db, const float *vec, const imgsim_
         o = &d;
     }
     imgsim_status s = check_opts(db, o, err);
-    if (s == IMGSIM_OK)
+    if (s == IMGSIM_OK && (s = cat_read_begin(db, err)) == IMGSIM_OK) {
         s = run_query(db, vec, EXACT_NO_ROW, NULL, o, out, err);
+        cat_read_end(db);
+    }
     if (s != IMGSIM_OK)
         imgsim_results_free(out);
     return s;
@@ -295,10 +295,11 @@ imgsim_status imgsim_query_id(imgsim_db *db, const char *id, const imgsim_query_
     }
     uint32_t row;
     imgsim_status s = check_opts(db, o, err);
-    if (s == IMGSIM_OK)
-        s = cat_item_row(db, id, &row, err);
-    if (s == IMGSIM_OK)
-        s = run_query(db, vec_row(db, row), row, id, o, out, err);
+    if (s == IMGSIM_OK && (s = cat_read_begin(db, err)) == IMGSIM_OK) {
+        if ((s = cat_item_row(db, id, &row, err)) == IMGSIM_OK)
+            s = run_query(db, vec_row(db, row), row, id, o, out, err);
+        cat_read_end(db);
+    }
     if (s != IMGSIM_OK)
         imgsim_results_free(out);
     return s;

@@ -131,6 +131,20 @@ $BIN index "$P" --db "$DB" --sync > /dev/null 2> "$OUT/sync.err"
 check "--sync removes the vanished file's item" grep -q "removed 1 items" "$OUT/sync.err"
 check "  ...and it is gone" bash -c "$BIN query --db '$DB' --id photos/a/food_2.jpg 2>&1 | grep -q 'no item'"
 
+# --- one id from two sources in one run: the first is kept, the second reported; the
+#     neighbour table stays equal to brute force
+T=$OUT/two; mkdir -p "$T/a/imgs" "$T/b/imgs" "$T/base"
+cp "$W/0.jpg" "$T/a/imgs/x.jpg"; cp "$W/500.jpg" "$T/b/imgs/x.jpg"
+cp "$W/100.jpg" "$T/a/imgs/y.jpg"; cp "$W/600.jpg" "$T/b/imgs/y.jpg"
+for i in 101 102 103 104 105 106; do cp "$W/$i.jpg" "$T/base/"; done
+DB4=$OUT/db4
+$BIN index "$T/base" --db "$DB4" > /dev/null 2>&1 && $BIN neighbours --db "$DB4" -k 5 2> /dev/null
+$BIN index "$T/a/imgs" "$T/b/imgs" --db "$DB4" > /dev/null 2> "$OUT/dupid.err"; rc=$?
+check "same id twice in one run: reported, exit 3" bash -c "[ $rc -eq 3 ] && grep -q \"duplicate id 'imgs/x.jpg'\" '$OUT/dupid.err'"
+$BIN info --db "$DB4" > "$OUT/info4.txt"
+check "  ...the first source is kept: 8 items, 8 vectors" bash -c "grep -q 'items: *8' '$OUT/info4.txt' && grep -q 'vectors: *8 distinct' '$OUT/info4.txt'"
+check "  ...table still equals brute force" same_as_exact "$DB4"
+
 # --- SIGKILL mid-ingest, then resume
 K=$OUT/kill; mkdir -p "$K"
 for i in $(seq 400 559); do cp "$W/$i.jpg" "$K/"; done
