@@ -17,6 +17,8 @@ if [ ! -d bench/ort/node_modules/onnxruntime-node ]; then
     (cd bench/ort && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) || echo "bench: onnxruntime-node unavailable"
 fi
 b=build/release/bench/embed
+export IMGSIM_MODEL_DIR=${IMGSIM_MODEL_DIR:-$(pwd)/build/models}
+build/release/imgsim model install edgetpu_v1 --from "$shared/models" > /dev/null
 v2=$shared/models/mobilenet_v2_1.0_224_quant.tflite
 onnx=$shared/models/mobilenetv2-12-int8.onnx
 out=build/bench/embed.jsonl; : > "$out"
@@ -29,7 +31,9 @@ for m in mobilenet_edgetpu_224_1.0_uint8 mobilenet_v1_1.0_224_quant_embedding_ex
     $b --model "$shared/models/$m.tflite" --threads 2 --seconds "$secs" | tee -a "$out"
     case $m in *uint8|*quant*) $b --model "$shared/models/$m.tflite" --threads 2 --seconds "$secs" --precision fp32 | tee -a "$out";; esac
 done
+$b --model edgetpu_v1 --threads 2 --seconds "$secs" | tee -a "$out"
 for set in myntra3k wang1k; do
+    $b --model edgetpu_v1 --threads 2 --list build/bench/$set.list --set $set | tee -a "$out"
     $b --model "$v2" --threads 2 --list build/bench/$set.list --set $set | tee -a "$out"
     $b --model "$shared/models/mobilenet_edgetpu_224_1.0_uint8.tflite" --threads 2 --list build/bench/$set.list --set $set | tee -a "$out"
 done
