@@ -11,7 +11,7 @@
 SHARED ?= $(abspath ../shared)
 export IMGSIM_SHARED := $(SHARED)
 
-PKGS    := vips libcurl jansson sqlite3 openblas lapacke
+PKGS    := vips libcurl jansson sqlite3 openblas lapacke libmicrohttpd
 CC      ?= cc
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -D_GNU_SOURCE
 INC     := -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -21,7 +21,7 @@ TESTLIBS:= -lcmocka
 REL_FLAGS  := -O2 -g -DNDEBUG
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort) build/gen/web_assets.c
 CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
 TEST_SRC := $(shell find tests -name 'test_*.c' | sort)
 TEST_HELP:= $(shell find tests -name '*.c' ! -name 'test_*.c' | sort)
@@ -61,6 +61,14 @@ build/$(1)/bench/%: build/$(1)/obj/bench/%.o build/$(1)/libimgsim.a
 
 $(1): build/$(1)/imgsim $$(patsubst tests/%.c,build/$(1)/tests/%,$$(TEST_SRC))
 endef
+
+# The web page (web/) embedded in the binary for `imgsim serve`: regenerated when a file in
+# web/ changes, is added or removed (the folder's mtime), or the script does.
+WEB_FILES := $(shell find web -type f ! -name '.*' 2>/dev/null | sort)
+build/gen/web_assets.c: scripts/embed_web.py $(WEB_FILES) $(wildcard web)
+	@mkdir -p build/gen
+	@echo "GEN $@"
+	@/usr/bin/python3 scripts/embed_web.py web $@
 
 $(eval $(call variant,release,$(REL_FLAGS)))
 $(eval $(call variant,asan,$(ASAN_FLAGS)))

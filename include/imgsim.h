@@ -427,6 +427,42 @@ imgsim_status imgsim_sha256_file(const char *path, char hex[65], imgsim_error *e
 imgsim_status imgsim_write_npy(const char *path, const float *data, size_t n, size_t d,
                                imgsim_error *err);
 
+/* ------------------------------------------------------------ browsing (server) */
+
+/* One distinct label of a collection and how many items carry it. */
+typedef struct imgsim_label_count {
+    char *label;
+    size_t count;
+} imgsim_label_count;
+
+/* Every distinct label with its item count, sorted by label (unlabelled items are not
+ * counted). Caller frees with imgsim_labels_free. */
+imgsim_status imgsim_db_labels(imgsim_db *db, imgsim_label_count **out, size_t *n,
+                               imgsim_error *err);
+void imgsim_labels_free(imgsim_label_count *l, size_t n);
+
+/* Up to `n` items chosen uniformly at random (all of them, shuffled, when fewer), only of
+ * `label` when non-NULL. `*out` receives `*nout` items; caller frees with imgsim_items_free. */
+imgsim_status imgsim_db_random(imgsim_db *db, size_t n, const char *label, imgsim_item **out,
+                               size_t *nout, imgsim_error *err);
+void imgsim_items_free(imgsim_item *items, size_t n);
+
+/* What a collection holds, read in one snapshot (a read-only handle first picks up what
+ * other handles committed since). */
+typedef struct imgsim_db_stats {
+    size_t items;          /* catalogue items */
+    size_t vectors;        /* distinct live vectors */
+    size_t labels;         /* distinct labels */
+    int dim;
+    const char *model;     /* the recorded model name (owned by the handle) */
+    int has_table;         /* a neighbour table exists: */
+    int table_k;           /*   its k */
+    imgsim_metric table_metric;
+    int table_fresh;       /*   and whether it covers the current vectors */
+} imgsim_db_stats;
+
+imgsim_status imgsim_db_stats_get(imgsim_db *db, imgsim_db_stats *out, imgsim_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libvips-dev libxnnpack-dev libpthreadpool-dev libcmocka-dev
       libmicrohttpd-dev libjansson-dev libopenblas-dev liblapacke-dev libcurl4-openssl-dev
-      libsqlite3-dev clang libclang-rt-14-dev python3-numpy python3-onnx)
+      libsqlite3-dev clang libclang-rt-14-dev python3-numpy python3-onnx curl wrk chromium)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

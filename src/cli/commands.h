@@ -17,5 +17,6 @@ int cmd_query(int argc, char **argv);
 int cmd_neighbours(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -70,7 +70,8 @@ static imgsim_status cond_rows(imgsim_db *db, const cond *c, uint8_t **rows, img
     imgsim_where *all = malloc(((size_t)c->nw + 1) * sizeof *all);
     if (!all)
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-    memcpy(all, c->w, (size_t)c->nw * sizeof *all);
+    if (c->nw)
+        memcpy(all, c->w, (size_t)c->nw * sizeof *all);
     int n = c->nw;
     if (c->label)
         all[n++] = (imgsim_where){"label", c->label};

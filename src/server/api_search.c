@@ -1,0 +1,186 @@
+/*
+ * api_search.c — POST /api/search (raw image bytes, multipart field "image", or JSON
+ * {"id": ...}) and GET /api/items/{id}/similar, both answering SEARCH JSON.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/internal.h"
+
+double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-6;
+}
+
+enum MHD_Result reply_results(req *r, const imgsim_results *res, const imgsim_query_opts *o,
+                              const char *id)
+{
+    json_t *root = json_object(), *q = json_object(), *arr = json_array();
+    if (!root || !q || !arr) {
+        json_decref(root), json_decref(q), json_decref(arr);
+        return reply_error(r, 500, "out of memory");
+    }
+    if (id)
+        json_object_set_new(q, "id", json_string(id));
+    json_object_set_new(q, "k", json_integer(o->k));
+    json_object_set_new(q, "metric", json_string(imgsim_metric_name(o->metric)));
+    if (res->predicted_label) {
+        json_object_set_new(q, "predicted_label", json_string(res->predicted_label));
+        json_object_set_new(q, "votes", json_integer(res->votes));
+        json_object_set_new(q, "voters", json_integer(res->voters));
+    }
+    json_object_set_new(q, "from_table", json_boolean(res->from_table));
+    for (int i = 0; i < res->n; i++) {
+        const imgsim_item *it = &res->hits[i].item;
+        json_t *h = json_object();
+        char *url = image_url(it->id);
+        json_t *meta = it->meta_json ? json_loads(it->meta_json, 0, NULL) : NULL;
+        if (!h || !url) {
+            json_decref(h), json_decref(meta), free(url), json_decref(root), json_decref(q),
+                json_decref(arr);
+            return reply_error(r, 500, "out of memory");
+        }
+        json_object_set_new(h, "id", json_string(it->id));
+        json_object_set_new(h, "score", json_real(res->hits[i].score));
+        json_object_set_new(h, "label", it->label ? json_string(it->label) : json_null());
+        json_object_set_new(h, "metadata", json_is_object(meta) ? meta : json_object());
+        if (meta && !json_is_object(meta))
+            json_decref(meta);
+        json_object_set_new(h, "image_url", json_string(url));
+        free(url);
+        json_array_append_new(arr, h);
+    }
+    json_object_set_new(root, "query", q);
+    json_object_set_new(root, "results", arr);
+    json_object_set_new(root, "took_ms", json_real(ms_since(&r->t0)));
+    return reply_json(r, 200, root);
+}
+
+enum MHD_Result api_similar(req *r)
+{
+    imgsim_query_opts o;
+    imgsim_where *w;
+    if (query_opts_parse(r, &o, &w) < 0)
+        return MHD_YES;
+    slot *sl = pool_acquire(&r->s->pool);
+    if (!sl) {
+        query_opts_clear(w, o.nwhere);
+        return reply_overloaded(r);
+    }
+    imgsim_results res = {0};
+    imgsim_error e = {0};
+    imgsim_status st = imgsim_query_id(sl->db, r->id, &o, &res, &e);
+    pool_release(&r->s->pool, sl);
+    enum MHD_Result ok = st == IMGSIM_OK ? reply_results(r, &res, &o, r->id)
+                         : st == IMGSIM_E_NOTFOUND ? reply_error(r, 404, "no item with this id")
+                                                   : reply_error(r, http_status_of(st), "%s", e.msg);
+    imgsim_results_free(&res);
+    query_opts_clear(w, o.nwhere);
+    return ok;
+}
+
+/* Search by image bytes with slot `sl`. */
+static enum MHD_Result by_image(req *r, slot *sl, const char *data, size_t len,
+                                const imgsim_query_opts *o)
+{
+    server *s = r->s;
+    imgsim_error e = {0};
+    imgsim_image img = {0};
+    imgsim_results res = {0};
+    float *vec = malloc(sizeof(float) * (size_t)imgsim_model_dim(s->model));
+    imgsim_status st = IMGSIM_E_NOMEM;
+    if (vec && (st = imgsim_image_load_buffer(data, len, &s->prep, &img, &e)) == IMGSIM_OK &&
+        (st = imgsim_embed(sl->ctx, &img, 1, vec, NULL, &e)) == IMGSIM_OK)
+        st = imgsim_query_vector(sl->db, vec, o, &res, &e);
+    imgsim_image_free(&img);
+    free(vec);
+    pool_release(&s->pool, sl);
+    enum MHD_Result ok;
+    if (st == IMGSIM_OK)
+        ok = reply_results(r, &res, o, NULL);
+    else if (st == IMGSIM_E_NOMEM && !e.msg[0])
+        ok = reply_error(r, 500, "out of memory");
+    else
+        ok = reply_error(r, http_status_of(st), "%s", e.msg[0] ? e.msg : imgsim_status_name(st));
+    imgsim_results_free(&res);
+    return ok;
+}
+
+static enum MHD_Result by_id_json(req *r, const imgsim_query_opts *o)
+{
+    json_error_t je;
+    json_t *j = json_loadb(r->body ? r->body : "", r->len, 0, &je);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    if (!id) {
+        json_decref(j);
+        return reply_error(r, 400, "JSON body must be an object with a string \"id\"");
+    }
+    slot *sl = pool_acquire(&r->s->pool);
+    if (!sl) {
+        json_decref(j);
+        return reply_overloaded(r);
+    }
+    imgsim_results res = {0};
+    imgsim_error e = {0};
+    imgsim_status st = imgsim_query_id(sl->db, id, o, &res, &e);
+    pool_release(&r->s->pool, sl);
+    enum MHD_Result ok = st == IMGSIM_OK ? reply_results(r, &res, o, id)
+                         : st == IMGSIM_E_NOTFOUND ? reply_error(r, 404, "no item with this id")
+                                                   : reply_error(r, http_status_of(st), "%s", e.msg);
+    imgsim_results_free(&res);
+    json_decref(j);
+    return ok;
+}
+
+enum MHD_Result api_search(req *r)
+{
+    imgsim_query_opts o;
+    imgsim_where *w;
+    if (query_opts_parse(r, &o, &w) < 0)
+        return MHD_YES;
+    const char *ct = header(r, "Content-Type");
+    const char *data = r->body;
+    size_t len = r->len;
+    enum MHD_Result ok;
+    if (ct && !strncasecmp(ct, "application/json", 16)) {
+        ok = by_id_json(r, &o);
+        goto done;
+    }
+    if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+        part parts[16];
+        int n, found = -1;
+        if (multipart_parse(ct, r->body ? r->body : "", r->len, parts, 16, &n) < 0) {
+            ok = reply_error(r, 400, "malformed multipart/form-data body");
+            goto done;
+        }
+        for (int i = 0; i < n; i++)
+            if (!strcmp(parts[i].name, "image"))
+                found = i;
+        if (found < 0) {
+            ok = reply_error(r, 400, "multipart body has no \"image\" field");
+            goto done;
+        }
+        if (parts[found].type[0] && !is_image_type(parts[found].type)) {
+            ok = reply_error(r, 415, "field image has type %s, not an image", parts[found].type);
+            goto done;
+        }
+        data = parts[found].data;
+        len = parts[found].len;
+    } else if (!is_image_type(ct)) {
+        ok = reply_error(r, 415, "unsupported content type %s: send an image, multipart/form-data "
+                                 "or application/json", ct ? ct : "(none)");
+        goto done;
+    }
+    if (len == 0) {
+        ok = reply_error(r, 400, "empty image");
+        goto done;
+    }
+    slot *sl = pool_acquire(&r->s->pool);
+    ok = sl ? by_image(r, sl, data, len, &o) : reply_overloaded(r);
+done:
+    query_opts_clear(w, o.nwhere);
+    return ok;
+}

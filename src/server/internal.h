@@ -1,0 +1,161 @@
+/*
+ * internal.h — what the server's files share: the server struct, a request's state, the
+ * slot pool, the thumbnail cache, metrics, and small HTTP helpers (replies, parameters,
+ * multipart bodies).
+ */
+#ifndef IMGSIM_SERVER_INTERNAL_H
+#define IMGSIM_SERVER_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "server/server.h"
+
+/* ---- pool.c: worker slots */
+typedef struct slot {
+    imgsim_db *db;     /* read-only handle: used by this slot's request only */
+    imgsim_ctx *ctx;   /* inference context */
+    int busy;
+} slot;
+
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    slot *slots;
+    int n, nfree;
+    int waiting, queue_limit;
+} pool;
+
+imgsim_status pool_init(pool *p, int n, int queue_limit, const char *dir, imgsim_model *m,
+                        imgsim_error *err);
+void pool_free(pool *p);
+/* A free slot, waiting for one if fewer than queue_limit requests already wait; NULL when
+ * overloaded (reply 503). */
+slot *pool_acquire(pool *p);
+void pool_release(pool *p, slot *s);
+int pool_waiting(pool *p);
+int pool_busy(pool *p);
+
+/* ---- thumbs.c: LRU cache of JPEG thumbnails by id + size */
+typedef struct thumb_entry thumb_entry;
+typedef struct thumbs {
+    pthread_mutex_t mu;
+    thumb_entry *head, *tail;  /* most recently used first */
+    size_t bytes, max_bytes, count;
+} thumbs;
+
+void thumbs_init(thumbs *t, size_t max_bytes);
+void thumbs_free(thumbs *t);
+
+/* ---- metrics.c */
+enum route {
+    R_NONE = 0, R_INDEX, R_STATIC, R_HEALTHZ, R_METRICS, R_STATS, R_LABELS, R_RANDOM, R_SEARCH,
+    R_ITEM, R_SIMILAR, R_IMAGE, R_ADD, R_DELETE, R_COUNT
+};
+#define NBUCKETS 12
+typedef struct metrics {
+    pthread_mutex_t mu;
+    unsigned long long req[R_COUNT][16];     /* by route and status index */
+    unsigned long long hist[R_COUNT][NBUCKETS + 1];
+    double sum[R_COUNT];
+    unsigned long long count[R_COUNT];
+} metrics;
+
+void metrics_init(metrics *m);
+void metrics_free(metrics *m);
+void metrics_record(metrics *m, int route, int status, double seconds);
+const char *route_name(int route);
+
+/* ---- server.c */
+struct server {
+    srv_opts o;
+    char *dir;                 /* absolute collection directory */
+    char host[256];
+    int port;
+    struct MHD_Daemon *d;
+    imgsim_model *model;
+    imgsim_prep prep;
+    pool pool;
+    thumbs thumbs;
+    metrics metrics;
+    pthread_mutex_t meta_mu;   /* guards meta_db: counts for /healthz and /metrics */
+    imgsim_db *meta_db;
+    pthread_mutex_t wmu;       /* guards wdb, the one writer (opened at the first write) */
+    imgsim_db *wdb;
+    atomic_int inflight;
+};
+
+/* One request's state (MHD's con_cls). */
+typedef struct req {
+    server *s;
+    struct MHD_Connection *conn;
+    struct timespec t0;
+    char *method, *path;       /* path as sent (still percent-encoded) */
+    int route;
+    char *id;                  /* decoded item id for /api/items/{id}... */
+    int status;                /* reply sent, 0 before */
+    char *body;
+    size_t len, cap;
+    int too_big;
+} req;
+
+/* ---- http.c: replies and parsing */
+/* Queue a reply; `body` is owned (freed by MHD). Records r->status. */
+enum MHD_Result reply_raw(req *r, int status, const char *type, char *body, size_t len);
+/* JSON reply; steals `j`. */
+enum MHD_Result reply_json(req *r, int status, json_t *j);
+enum MHD_Result reply_error(req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* imgsim status -> HTTP status for errors. */
+int http_status_of(imgsim_status s);
+/* Percent-decode (and '+' as space when `form`); NULL on bad escapes or NUL bytes. */
+char *url_decode(const char *s, size_t n, int form);
+/* Query parameter `key` decoded (caller frees), NULL when absent; *bad set on bad escape. */
+char *query_param(req *r, const char *key);
+/* Integer parameter in [lo, hi] (default when absent); -1 and a 400 reply when invalid. */
+int query_int(req *r, const char *key, int def, int lo, int hi, int *out);
+/* k, metric, where (repeatable), category from the query string; -1 after a 400 reply.
+ * Strings in `w` are owned: free with query_opts_clear. */
+int query_opts_parse(req *r, imgsim_query_opts *o, imgsim_where **w);
+void query_opts_clear(imgsim_where *w, int n);
+const char *header(req *r, const char *name);
+
+typedef struct part {
+    char name[64];
+    char filename[256];
+    char type[128];
+    const char *data;
+    size_t len;
+} part;
+/* Split a multipart/form-data body (boundary from the Content-Type). -1 if malformed. */
+int multipart_parse(const char *ctype, const char *body, size_t len, part *parts, int max,
+                    int *n);
+/* Is `type` (a Content-Type, parameters allowed) an image type we decode? */
+int is_image_type(const char *type);
+/* Lower-case extension for sniffed image bytes ("jpg", ...), NULL if unknown. */
+const char *sniff_ext(const unsigned char *b, size_t n);
+
+/* ---- api_*.c handlers: each sends exactly one reply */
+json_t *item_json(const imgsim_item *it);
+char *image_url(const char *id);
+/* SEARCH reply from results; `id` is the query item or NULL. */
+enum MHD_Result reply_results(req *r, const imgsim_results *res, const imgsim_query_opts *o,
+                              const char *id);
+double ms_since(const struct timespec *t0);
+enum MHD_Result api_stats(req *r);
+enum MHD_Result api_labels(req *r);
+enum MHD_Result api_random(req *r);
+enum MHD_Result api_item(req *r);
+enum MHD_Result api_similar(req *r);
+enum MHD_Result api_search(req *r);
+enum MHD_Result api_add(req *r);
+enum MHD_Result api_delete(req *r);
+enum MHD_Result api_image(req *r);
+enum MHD_Result api_metrics(req *r);
+enum MHD_Result serve_asset(req *r);
+enum MHD_Result reply_overloaded(req *r);
+
+#endif

@@ -1,0 +1,362 @@
+/*
+ * server.c — the libmicrohttpd daemon (internal polling thread + thread pool): request
+ * state, routing by method and path, the body limit (413 from Content-Length before the
+ * body is read, and again while it arrives), the write-token rule, one access-log line per
+ * request on stderr (method, path, status, ms), and start/stop with in-flight draining.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/internal.h"
+
+size_t srv_items(server *s)
+{
+    pthread_mutex_lock(&s->meta_mu);
+    size_t n = imgsim_db_count(s->meta_db);
+    pthread_mutex_unlock(&s->meta_mu);
+    return n;
+}
+
+int srv_port(const server *s) { return s->port; }
+const char *srv_host(const server *s) { return s->host; }
+const char *srv_model(const server *s) { return imgsim_model_name(s->model); }
+
+/* Routes under /api/items/: the id is the rest, minus a final /similar or /image. */
+static int route_of(req *r)
+{
+    const char *p = r->path;
+    static const struct {
+        const char *path;
+        int route;
+    } fixed[] = {{"/", R_INDEX},           {"/index.html", R_INDEX}, {"/healthz", R_HEALTHZ},
+                 {"/metrics", R_METRICS},  {"/api/stats", R_STATS},  {"/api/labels", R_LABELS},
+                 {"/api/random", R_RANDOM}, {"/api/search", R_SEARCH}, {"/api/items", R_ADD}};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        if (!strcmp(p, fixed[i].path))
+            return fixed[i].route;
+    if (!strncmp(p, "/static/", 8))
+        return R_STATIC;
+    if (strncmp(p, "/api/items/", 11))
+        return R_NONE;
+    const char *id = p + 11;
+    size_t n = strlen(id);
+    int route = R_ITEM;
+    if (n > 8 && !strcmp(id + n - 8, "/similar")) {
+        route = R_SIMILAR;
+        n -= 8;
+    } else if (n > 6 && !strcmp(id + n - 6, "/image")) {
+        route = R_IMAGE;
+        n -= 6;
+    }
+    if (n == 0 || !(r->id = url_decode(id, n, 0)))
+        return R_NONE; /* empty or undecodable id: no such item */
+    return route;
+}
+
+static int method_ok(int route, const char *m)
+{
+    switch (route) {
+    case R_SEARCH:
+    case R_ADD:
+        return !strcmp(m, "POST");
+    case R_ITEM:
+        return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "DELETE");
+    default:
+        return !strcmp(m, "GET") || !strcmp(m, "HEAD");
+    }
+}
+
+static int is_write(req *r)
+{
+    return r->route == R_ADD || (r->route == R_ITEM && !strcmp(r->method, "DELETE"));
+}
+
+/* 0 when the token is right; otherwise the reply has been sent. */
+static int check_token(req *r)
+{
+    const char *want = r->s->o.write_token;
+    if (!want || !*want) {
+        reply_error(r, 403, "writes are disabled: start the server with --write-token");
+        return -1;
+    }
+    const char *got = header(r, "X-Imgsim-Token");
+    const char *auth = header(r, "Authorization");
+    if (!got && auth && !strncasecmp(auth, "Bearer ", 7))
+        got = auth + 7;
+    size_t wl = strlen(want), gl = got ? strlen(got) : 0;
+    unsigned diff = (unsigned)(wl != gl);
+    for (size_t i = 0; i < wl; i++) /* constant time in the token */
+        diff |= (unsigned)(unsigned char)want[i] ^ (unsigned)(unsigned char)(i < gl ? got[i] : 0);
+    if (!got || diff) {
+        reply_error(r, 401, "missing or wrong write token");
+        return -1;
+    }
+    return 0;
+}
+
+static enum MHD_Result dispatch(req *r)
+{
+    server *s = r->s;
+    if (r->too_big)
+        return reply_error(r, 413, "request body over the limit of %zu bytes", s->o.max_upload);
+    switch (r->route) {
+    case R_INDEX:
+    case R_STATIC:
+        return serve_asset(r);
+    case R_HEALTHZ: {
+        json_t *j = json_object();
+        if (!j)
+            return reply_error(r, 500, "out of memory");
+        json_object_set_new(j, "status", json_string("ok"));
+        json_object_set_new(j, "items", json_integer((json_int_t)srv_items(s)));
+        return reply_json(r, 200, j);
+    }
+    case R_METRICS:
+        return api_metrics(r);
+    case R_STATS:
+        return api_stats(r);
+    case R_LABELS:
+        return api_labels(r);
+    case R_RANDOM:
+        return api_random(r);
+    case R_SEARCH:
+        return api_search(r);
+    case R_ADD:
+        return api_add(r);
+    case R_ITEM:
+        return !strcmp(r->method, "DELETE") ? api_delete(r) : api_item(r);
+    case R_SIMILAR:
+        return api_similar(r);
+    case R_IMAGE:
+        return api_image(r);
+    default:
+        return reply_error(r, 404, "no such route");
+    }
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    server *s = cls;
+    req *r = *con_cls;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r)))
+            return MHD_NO;
+        *con_cls = r;
+        r->s = s;
+        r->conn = conn;
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        atomic_fetch_add(&s->inflight, 1);
+        if (!(r->method = strdup(method)) || !(r->path = strdup(url)))
+            return MHD_NO;
+        r->route = route_of(r);
+        /* refuse early, before any body is read */
+        if (r->route == R_NONE)
+            return reply_error(r, 404, "no such route");
+        if (!method_ok(r->route, method))
+            return reply_error(r, 405, "method %s not allowed here", method);
+        const char *cl = header(r, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->o.max_upload)
+            return reply_error(r, 413, "request body over the limit of %zu bytes",
+                               s->o.max_upload);
+        if (is_write(r) && check_token(r) < 0)
+            return MHD_YES;
+        return MHD_YES;
+    }
+    r->conn = conn;
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->status || r->too_big)
+            return MHD_YES;
+        if (r->len + n > s->o.max_upload) {
+            r->too_big = 1;
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t nc = r->cap ? r->cap : 65536;
+            while (nc < r->len + n + 1)
+                nc *= 2;
+            if (nc > s->o.max_upload + 1)
+                nc = s->o.max_upload + 1;
+            char *nb = realloc(r->body, nc);
+            if (!nb)
+                return MHD_NO;
+            r->body = nb;
+            r->cap = nc;
+        }
+        memcpy(r->body + r->len, upload, n);
+        r->len += n;
+        r->body[r->len] = 0;
+        return MHD_YES;
+    }
+    if (r->status)
+        return MHD_YES;
+    return dispatch(r);
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    server *s = cls;
+    req *r = *con_cls;
+    if (!r)
+        return;
+    double ms = ms_since(&r->t0);
+    int status = r->status ? r->status : 499; /* no reply: client went away */
+    metrics_record(&s->metrics, r->route, status, ms / 1e3);
+    if (!s->o.quiet)
+        fprintf(stderr, "%s %s %d %.1fms%s\n", r->method ? r->method : "-",
+                r->path ? r->path : "-", status, ms,
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    free(r->method);
+    free(r->path);
+    free(r->id);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* Keep URLs and query values as sent: routes split the path before decoding the id. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *uri)
+{
+    (void)cls;
+    (void)c;
+    return strlen(uri);
+}
+
+static void srv_free(server *s)
+{
+    if (!s)
+        return;
+    pool_free(&s->pool);
+    imgsim_db_close(s->wdb);
+    imgsim_db_close(s->meta_db);
+    imgsim_model_close(s->model);
+    thumbs_free(&s->thumbs);
+    metrics_free(&s->metrics);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->meta_mu);
+    free(s->dir);
+    free(s);
+}
+
+static imgsim_status fail(imgsim_error *err, imgsim_status code, const char *msg)
+{
+    if (err) {
+        err->code = code;
+        snprintf(err->msg, sizeof err->msg, "%s", msg);
+    }
+    return code;
+}
+
+imgsim_status srv_start(const srv_opts *o, server **out, imgsim_error *err)
+{
+    *out = NULL;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    server *s = calloc(1, sizeof *s);
+    if (!s)
+        return fail(err, IMGSIM_E_NOMEM, "out of memory");
+    s->o = *o;
+    if (!s->o.host || !*s->o.host)
+        s->o.host = "127.0.0.1";
+    if (s->o.threads <= 0)
+        s->o.threads = (int)(2 * cores);
+    if (s->o.slots <= 0)
+        s->o.slots = (int)cores;
+    if (s->o.queue < 0)
+        s->o.queue = 64;
+    if (!s->o.max_upload)
+        s->o.max_upload = 20u << 20;
+    if (!s->o.thumb_cache)
+        s->o.thumb_cache = 32u << 20;
+    pthread_mutex_init(&s->wmu, NULL);
+    pthread_mutex_init(&s->meta_mu, NULL);
+    thumbs_init(&s->thumbs, s->o.thumb_cache);
+    metrics_init(&s->metrics);
+    pthread_mutex_init(&s->pool.mu, NULL); /* pool_free is safe even if pool_init never ran */
+    pthread_cond_init(&s->pool.cv, NULL);
+    atomic_init(&s->inflight, 0);
+    snprintf(s->host, sizeof s->host, "%s", s->o.host);
+
+    imgsim_status st;
+    if (!(s->dir = realpath(o->db_dir, NULL))) {
+        srv_free(s);
+        return fail(err, IMGSIM_E_NOTFOUND, "the collection folder does not exist");
+    }
+    if ((st = imgsim_db_open(s->dir, IMGSIM_DB_READ, NULL, 0, &s->meta_db, err)) != IMGSIM_OK)
+        goto bad;
+    imgsim_model_opts mo;
+    imgsim_model_opts_default(&mo);
+    mo.no_normalize = 1;   /* the collection stores raw vectors */
+    mo.threads = (int)(cores / s->o.slots > 0 ? cores / s->o.slots : 1);
+    if ((st = imgsim_model_open(imgsim_db_model(s->meta_db), &mo, &s->model, err)) != IMGSIM_OK)
+        goto bad;
+    if (imgsim_model_dim(s->model) != imgsim_db_dim(s->meta_db)) {
+        st = fail(err, IMGSIM_E_ARG, "the model's vectors do not match the collection's");
+        goto bad;
+    }
+    imgsim_model_prep(s->model, &s->prep);
+    pthread_mutex_destroy(&s->pool.mu);
+    pthread_cond_destroy(&s->pool.cv);
+    if ((st = pool_init(&s->pool, s->o.slots, s->o.queue, s->dir, s->model, err)) != IMGSIM_OK)
+        goto bad;
+
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->o.port);
+    if (getaddrinfo(s->o.host, port, &hints, &ai) != 0 || !ai) {
+        st = fail(err, IMGSIM_E_ARG, "cannot resolve the --host address");
+        goto bad;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)s->o.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->o.threads > 1 ? s->o.threads : 0),
+        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->d) {
+        st = fail(err, IMGSIM_E_IO, "cannot listen on the address (port in use?)");
+        goto bad;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : s->o.port;
+    *out = s;
+    return IMGSIM_OK;
+bad:
+    srv_free(s);
+    return st;
+}
+
+void srv_stop(server *s)
+{
+    if (!s)
+        return;
+    /* stop accepting, then give in-flight requests up to 10 s to finish */
+    MHD_socket ls = MHD_quiesce_daemon(s->d);
+    if (ls != MHD_INVALID_SOCKET)
+        close(ls);
+    for (int i = 0; i < 1000 && atomic_load(&s->inflight) > 0; i++)
+        usleep(10000);
+    MHD_stop_daemon(s->d);
+    srv_free(s);
+}
