@@ -91,6 +91,7 @@ quality: deps release
 bench: deps release $(patsubst bench/%.c,build/release/bench/%,$(BENCH_SRC))
 	@scripts/bench.sh
 	@scripts/bench_search.sh
+	@bench/http.sh
 
 bench-search: deps release build/release/bench/search
 	@scripts/bench_search.sh
