@@ -257,7 +257,7 @@ static int valid_id(const char *id)
     for (const unsigned char *c = (const unsigned char *)id; *c; c++)
         if (*c < 0x20 || *c == 0x7f)
             return 0;
-    return 1;
+    return utf8_valid(id);
 }
 
 enum MHD_Result api_add(req *r)
@@ -281,8 +281,10 @@ enum MHD_Result api_add(req *r)
         } else if (!strcmp(p->name, "id") || !strcmp(p->name, "label")) {
             char *dst = p->name[0] == 'i' ? id : label;
             size_t cap = p->name[0] == 'i' ? sizeof id : sizeof label;
-            if (p->len >= cap || memchr(p->data, 0, p->len))
+            if (p->len >= cap || memchr(p->data, 0, p->len)) {
+                free(meta);
                 return reply_error(r, 400, "field %s is too long or not text", p->name);
+            }
             memcpy(dst, p->data, p->len);
             dst[p->len] = 0;
             if (dst == label)
@@ -290,9 +292,10 @@ enum MHD_Result api_add(req *r)
         } else if (!strcmp(p->name, "metadata") && p->len) {
             json_error_t je;
             json_t *j = json_loadb(p->data, p->len, 0, &je);
-            if (!json_is_object(j)) {
+            if (!json_is_object(j) || meta) {
                 json_decref(j);
-                return reply_error(r, 400, "field metadata must be a JSON object");
+                free(meta);
+                return reply_error(r, 400, "field metadata must be one JSON object");
             }
             meta = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
             json_decref(j);
@@ -387,10 +390,10 @@ enum MHD_Result api_delete(req *r)
         status = 500;
     else {
         imgsim_status st = imgsim_db_remove(w, ids, 1, &removed, &e);
-        if (removed == 0)
-            status = 404;
-        else if (st != IMGSIM_OK)
+        if (st != IMGSIM_OK && st != IMGSIM_E_NOTFOUND)
             status = 500;
+        else if (removed == 0)
+            status = 404;
     }
     pthread_mutex_unlock(&s->wmu);
     if (status == 404)

@@ -25,13 +25,15 @@ enum MHD_Result reply_raw(req *r, int status, const char *type, char *body, size
     if (status == 503)
         MHD_add_response_header(resp, "Retry-After", "1");
     if (status == 405) {
-        const char *allow = "GET";
+        const char *allow;
         if (r->route == R_SEARCH)
             allow = "POST";
         else if (r->route == R_ADD)
             allow = "POST";
         else if (r->route == R_ITEM)
-            allow = "GET, DELETE";
+            allow = "GET, HEAD, DELETE";
+        else
+            allow = "GET, HEAD";
         MHD_add_response_header(resp, "Allow", allow);
     }
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
@@ -65,9 +67,25 @@ enum MHD_Result reply_error(req *r, int status, const char *fmt, ...)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     json_t *j = json_object();
-    if (j)
-        json_object_set_new(j, "error", json_string(msg));
+    if (j) /* a message quoting bytes that are not UTF-8 is still an error message */
+        json_object_set_new(j, "error", json_string(utf8_valid(msg) ? msg : "invalid request"));
     return reply_json(r, status, j);
+}
+
+int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
+                : (*p & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || (n == 1 && *p < 0xc2))
+            return 0;
+        for (int i = 1; i <= n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+        p += n + 1;
+    }
+    return 1;
 }
 
 enum MHD_Result reply_overloaded(req *r)
@@ -242,13 +260,21 @@ int query_opts_parse(req *r, imgsim_query_opts *o, imgsim_where **wout)
             continue;
         }
         *eq = 0;
+        /* over HTTP, file paths and hashes are not for probing: the catalogue's source and
+         * hash columns are CLI-only filters */
+        if (!strcmp(vals[i], "source") || !strcmp(vals[i], "hash") || !strcmp(vals[i], "model")) {
+            bad = 1;
+            free(vals[i]);
+            continue;
+        }
         w[nw].column = vals[i];
         w[nw].value = eq + 1;
         nw++;
     }
     if (bad) {
         query_opts_clear(w, nw);
-        reply_error(r, 400, "parameter where must be COLUMN=VALUE (at most %d)", MAX_WHERE);
+        reply_error(r, 400, "parameter where must be COLUMN=VALUE with a label, id, size or "
+                            "metadata column (at most %d)", MAX_WHERE);
         return -1;
     }
     static const imgsim_where none[1]; /* never NULL: the library copies from it */

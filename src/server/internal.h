@@ -100,6 +100,7 @@ typedef struct req {
     char *body;
     size_t len, cap;
     int too_big;
+    size_t discarded;     /* body bytes thrown away after too_big */
 } req;
 
 /* ---- http.c: replies and parsing */
@@ -157,5 +158,7 @@ enum MHD_Result api_image(req *r);
 enum MHD_Result api_metrics(req *r);
 enum MHD_Result serve_asset(req *r);
 enum MHD_Result reply_overloaded(req *r);
+/* 1 when `s` is valid UTF-8 (JSON strings must be). */
+int utf8_valid(const char *s);
 
 #endif

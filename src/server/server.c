@@ -53,8 +53,8 @@ static int route_of(req *r)
         route = R_IMAGE;
         n -= 6;
     }
-    if (n == 0 || !(r->id = url_decode(id, n, 0)))
-        return R_NONE; /* empty or undecodable id: no such item */
+    if (n == 0 || !(r->id = url_decode(id, n, 0)) || !utf8_valid(r->id))
+        return R_NONE; /* empty, undecodable or not UTF-8: no such item */
     return route;
 }
 
@@ -99,6 +99,24 @@ static int check_token(req *r)
     return 0;
 }
 
+#define DISCARD_MAX (1u << 20)
+
+/* Only searches and uploads carry a request body. */
+static int takes_body(const req *r)
+{
+    return r->route == R_SEARCH || r->route == R_ADD;
+}
+
+/* The access log shows request text with control and non-ASCII bytes escaped. */
+static void log_text(const char *t)
+{
+    for (const unsigned char *p = (const unsigned char *)t; p && *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+}
+
 static enum MHD_Result dispatch(req *r)
 {
     server *s = r->s;
@@ -129,7 +147,11 @@ static enum MHD_Result dispatch(req *r)
     case R_ADD:
         return api_add(r);
     case R_ITEM:
-        return !strcmp(r->method, "DELETE") ? api_delete(r) : api_item(r);
+        if (!strcmp(r->method, "DELETE")) {
+            r->route = R_DELETE;
+            return api_delete(r);
+        }
+        return api_item(r);
     case R_SIMILAR:
         return api_similar(r);
     case R_IMAGE:
@@ -166,6 +188,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         if (cl && strtoull(cl, NULL, 10) > s->o.max_upload)
             return reply_error(r, 413, "request body over the limit of %zu bytes",
                                s->o.max_upload);
+        if (!takes_body(r) && ((cl && strtoull(cl, NULL, 10) > 0) ||
+                               header(r, "Transfer-Encoding")))
+            return reply_error(r, 413, "%s requests to this route take no body", method);
         if (is_write(r) && check_token(r) < 0)
             return MHD_YES;
         return MHD_YES;
@@ -174,10 +199,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->status || r->too_big)
-            return MHD_YES;
-        if (r->len + n > s->o.max_upload) {
+        if (r->status || r->too_big) {
+            /* MHD 0.9 can only reply once the body has ended: read on a little so a slightly
+             * oversized upload still gets its 413, then drop a sender that keeps going */
+            r->discarded += n;
+            return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+        }
+        if (r->len + n > s->o.max_upload || !takes_body(r)) {
             r->too_big = 1;
+            r->discarded = n;
             free(r->body);
             r->body = NULL;
             r->len = r->cap = 0;
@@ -216,10 +246,13 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     double ms = ms_since(&r->t0);
     int status = r->status ? r->status : 499; /* no reply: client went away */
     metrics_record(&s->metrics, r->route, status, ms / 1e3);
-    if (!s->o.quiet)
-        fprintf(stderr, "%s %s %d %.1fms%s\n", r->method ? r->method : "-",
-                r->path ? r->path : "-", status, ms,
+    if (!s->o.quiet) {
+        log_text(r->method ? r->method : "-");
+        fputc(' ', stderr);
+        log_text(r->path ? r->path : "-");
+        fprintf(stderr, " %d %.1fms%s\n", status, ms,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    }
     free(r->method);
     free(r->path);
     free(r->id);
@@ -274,12 +307,15 @@ imgsim_status srv_start(const srv_opts *o, server **out, imgsim_error *err)
     s->o = *o;
     if (!s->o.host || !*s->o.host)
         s->o.host = "127.0.0.1";
-    if (s->o.threads <= 0)
-        s->o.threads = (int)(2 * cores);
     if (s->o.slots <= 0)
         s->o.slots = (int)cores;
     if (s->o.queue < 0)
-        s->o.queue = 64;
+        s->o.queue = 32;
+    /* A request waiting for a slot holds an HTTP thread: enough threads for every slot and
+     * every queue place, plus two, keep the queue limit reachable (then 503) and /healthz,
+     * /metrics and the page answering under load. */
+    if (s->o.threads <= 0)
+        s->o.threads = s->o.slots + s->o.queue + 2 > 256 ? 256 : s->o.slots + s->o.queue + 2;
     if (!s->o.max_upload)
         s->o.max_upload = 20u << 20;
     if (!s->o.thumb_cache)
@@ -332,7 +368,8 @@ imgsim_status srv_start(const srv_opts *o, server **out, imgsim_error *err)
         flags, (uint16_t)s->o.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->o.threads > 1 ? s->o.threads : 0),
         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
-        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)512, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
         st = fail(err, IMGSIM_E_IO, "cannot listen on the address (port in use?)");

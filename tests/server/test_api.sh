@@ -202,6 +202,11 @@ check "DELETE right token -> 200 {removed}" bash -c "[ $(req -X DELETE -H 'Autho
 check "  ...then 404 on GET" err_is 404 "${U}api/items/user%2Fhorse-707"
 check "  ...and no longer found by search" bash -c "[ $(req -F "image=@$W/707.jpg" "${U}api/search?k=3") = 200 ] && ! grep -q horse-707 '$OUT/body'"
 check "DELETE an unknown id -> 404" err_is 404 -X DELETE -H 'Authorization: Bearer s3cret' "${U}api/items/nope.jpg"
+check "DELETEs are counted under route=delete" bash -c "curl -s '${U}metrics' | grep -q '^imgsim_requests_total{route=\"delete\",status=\"404\"} [0-9]'"
+check "metadata given twice -> 400" err_is 400 -H 'Authorization: Bearer s3cret' -F "image=@$W/708.jpg;type=image/jpeg" -F 'metadata={"a":1}' -F 'metadata={"b":2}' "${U}api/items"
+check "a body on a route that takes none -> 413" err_is 413 -X GET -H 'Content-Type: text/plain' --data-binary 'xxxxxxxx' "${U}healthz"
+check "where on the source column refused over HTTP -> 400" err_is 400 "${U}api/items/images%2F300.jpg/similar?where=source%3D%2Fetc%2Fpasswd"
+check "an id that is not UTF-8 -> 404 JSON" err_is 404 "${U}api/items/bad%FFid"
 
 # --- metrics and the access log
 curl -s "${U}metrics" > "$OUT/metrics.txt"
@@ -212,7 +217,7 @@ check "access log: method, path, status, ms" grep -Eq '^POST /api/search 200 [0-
 check "access log has the 405s and 404s" bash -c "grep -q '^GET /api/search 405 ' '$OUT/main.err' && grep -q '^GET /api/nothing 404 ' '$OUT/main.err'"
 
 # --- a second server: no write token, a tiny body limit, one slot and no queue
-start_server small --max-upload 100K --threads 8 --slots 1 --queue 0
+start_server small --max-upload 100K --slots 1 --queue 1   # default threads: slots + queue + 2
 U2=$URL
 check "no token configured: POST /api/items -> 403" err_is 403 -H 'Authorization: Bearer s3cret' -F "image=@$W/707.jpg" "${U2}api/items"
 check "no token configured: DELETE -> 403" err_is 403 -X DELETE "${U2}api/items/img%2F302.jpg"
@@ -221,7 +226,7 @@ check "413 body over --max-upload (Content-Length)" err_is 413 -H 'Content-Type:
 check "413 body over --max-upload (chunked, while receiving)" err_is 413 -H 'Transfer-Encoding: chunked' -H 'Content-Type: image/jpeg' --data-binary @"$OUT/big.bin" "${U2}api/search"
 check "413 multipart upload over the limit" err_is 413 -F "image=@$OUT/big.bin;type=image/jpeg" "${U2}api/search"
 check "a body under the limit is fine" status_is 200 -H 'Content-Type: image/jpeg' --data-binary @"$Q" "${U2}api/search?k=1"
-# 503: one slot, no queue; 12 concurrent image searches (each embeds for a while under ASan)
+# 503: one slot, one queue place; 12 concurrent image searches (each embeds for a while under ASan)
 for i in $(seq 1 12); do
   curl -s -o "$OUT/c$i.body" -D "$OUT/c$i.hdr" -w '%{http_code}' -H 'Content-Type: image/jpeg' \
     --data-binary @"$W/$((300 + i)).jpg" "${U2}api/search" > "$OUT/c$i.code" &
