@@ -30,9 +30,7 @@ typedef struct job {
     char key[96];          /* content hash, plus "#x,y,w,h" with a box */
     char hash[65];
     long long size, mtime_ns;
-    int leader;            /* index of the job embedding the same content, or -1 */
     int existed;           /* the id was in the collection (with other content) */
-    int failed;
 } job;
 
 typedef struct run {
@@ -312,22 +310,16 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
     imgsim_status e = cat_begin(db, err);
     if (e != IMGSIM_OK)
         return e;
-    for (size_t i = 0; i < n; i++) {
-        r->jobs[i].leader = -1;
+    for (size_t i = 0; i < n; i++)
         r->followers[i] = -1;
-    }
     for (size_t i = 0; i < n && e == IMGSIM_OK; i++) {
         job *j = &r->jobs[i];
         const imgsim_source *src = j->src;
         struct stat sb;
         char rp[PATH_MAX];
-        if (r->o->stop && *r->o->stop) { /* interrupted: keep what was triaged */
-            for (size_t t = i; t < n; t++)
-                r->jobs[t].failed = 1;
+        if (r->o->stop && *r->o->stop) /* interrupted: keep what was triaged */
             break;
-        }
         if (!src->id || !*src->id || !src->path) {
-            j->failed = 1;
             report(r, IMGSIM_INGEST_FAILED, src, "missing id or path");
             continue;
         }
@@ -341,21 +333,18 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
             const imgsim_source *f = r->jobs[first].src;
             snprintf(m, sizeof m, "%s: duplicate id '%s' (also %s)", src->path, src->id,
                      f->origin ? f->origin : f->path);
-            j->failed = 1;
             report(r, IMGSIM_INGEST_FAILED, src, m);
             continue;
         }
         if (stat(src->path, &sb) != 0 || !realpath(src->path, rp)) {
             char m[256];
             snprintf(m, sizeof m, "%s: cannot read: %s", src->path, strerror(errno));
-            j->failed = 1;
             report(r, IMGSIM_INGEST_FAILED, src, m);
             continue;
         }
         if (!S_ISREG(sb.st_mode)) {
             char m[256];
             snprintf(m, sizeof m, "%s: not a regular file", src->path);
-            j->failed = 1;
             report(r, IMGSIM_INGEST_FAILED, src, m);
             continue;
         }
@@ -383,12 +372,10 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
                 if ((e = step_done(db, s->set_meta, err, "cannot update an item")) == IMGSIM_OK)
                     report(r, IMGSIM_INGEST_UPDATED, src, NULL);
             }
-            j->failed = 1; /* nothing more to do */
             continue;
         }
         imgsim_error herr = {0};
         if (imgsim_sha256_file(src->path, j->hash, &herr) != IMGSIM_OK) {
-            j->failed = 1;
             report(r, IMGSIM_INGEST_FAILED, src, herr.msg);
             continue;
         }
@@ -408,7 +395,6 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
             sqlite3_reset(s->dims_of_row);
             if ((e = put_item(r, s, j, row, w, h, k.row, err)) == IMGSIM_OK)
                 report(r, k.row >= 0 ? IMGSIM_INGEST_UPDATED : IMGSIM_INGEST_DUPLICATE, src, NULL);
-            j->failed = 1;
             continue;
         }
         /* same content queued earlier in this run? */
@@ -418,7 +404,6 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
             break;
         }
         if (lead >= 0) {
-            j->leader = lead;
             int *p = &r->followers[lead]; /* append to the leader's follower list */
             while (*p >= 0)
                 p = &r->followers[*p];
