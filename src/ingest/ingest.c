@@ -22,6 +22,7 @@
 
 #include "catalog/catalog.h"
 #include "core/error.h"
+#include "core/strmap.h"
 #include "model/model.h"
 
 typedef struct job {
@@ -100,67 +101,6 @@ static int str_eq(const char *a, const char *b)
     if (!a || !*a)
         return !b || !*b;
     return b && !strcmp(a, b);
-}
-
-/* ---- a string -> index hash (open addressing), for ids and content keys seen in this run */
-
-typedef struct strmap {
-    const char **keys;
-    int *vals;
-    size_t cap, n;
-} strmap;
-
-static size_t str_hash(const char *s)
-{
-    size_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-/* Value of `key`, or -1; with insert >= 0, adds key -> insert when absent. -2: no memory. */
-static int strmap_get(strmap *m, const char *key, int insert)
-{
-    if (insert >= 0 && (m->n + 1) * 2 > m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 1024;
-        const char **k = calloc(cap, sizeof *k);
-        int *v = malloc(cap * sizeof *v);
-        if (!k || !v) {
-            free(k), free(v);
-            return -2;
-        }
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->keys[i]) {
-                size_t h = str_hash(m->keys[i]) & (cap - 1);
-                while (k[h])
-                    h = (h + 1) & (cap - 1);
-                k[h] = m->keys[i];
-                v[h] = m->vals[i];
-            }
-        free(m->keys), free(m->vals);
-        m->keys = k, m->vals = v, m->cap = cap;
-    }
-    if (!m->cap)
-        return -1;
-    for (size_t h = str_hash(key) & (m->cap - 1);; h = (h + 1) & (m->cap - 1)) {
-        if (!m->keys[h]) {
-            if (insert < 0)
-                return -1;
-            m->keys[h] = key;
-            m->vals[h] = insert;
-            m->n++;
-            return -1;
-        }
-        if (!strcmp(m->keys[h], key))
-            return m->vals[h];
-    }
-}
-
-static void strmap_free(strmap *m)
-{
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof *m);
 }
 
 /* ---- catalogue statements used by both phases */
@@ -323,7 +263,7 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
             report(r, IMGSIM_INGEST_FAILED, src, "missing id or path");
             continue;
         }
-        int first = strmap_get(&ids, src->id, (int)i);
+        long first = strmap_get(&ids, src->id, 1, (long)i);
         if (first == -2) {
             e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
             break;
@@ -398,7 +338,7 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
             continue;
         }
         /* same content queued earlier in this run? */
-        int lead = strmap_get(&keys, j->key, (int)i);
+        long lead = strmap_get(&keys, j->key, 1, (long)i);
         if (lead == -2) {
             e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
             break;

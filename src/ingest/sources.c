@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/strmap.h"
 #include "ingest/csv.h"
 #include "ingest/scan.h"
 
@@ -174,52 +175,6 @@ static int parse_int(const char *s, int *v)
     return 0;
 }
 
-typedef struct seen {
-    char **ids;
-    long *lines;
-    size_t n, cap;
-} seen;
-
-/* Hash set of ids (open addressing over the arena strings). */
-static long seen_add(seen *h, char *id, long line)
-{
-    if (h->n * 2 >= h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 1024;
-        char **ids = calloc(cap, sizeof *ids);
-        long *lines = calloc(cap, sizeof *lines);
-        if (!ids || !lines) {
-            free(ids), free(lines);
-            return -2;
-        }
-        for (size_t i = 0; i < h->cap; i++)
-            if (h->ids[i]) {
-                size_t k = 5381;
-                for (const char *p = h->ids[i]; *p; p++)
-                    k = k * 33 + (unsigned char)*p;
-                while (ids[k & (cap - 1)])
-                    k++;
-                ids[k & (cap - 1)] = h->ids[i];
-                lines[k & (cap - 1)] = h->lines[i];
-            }
-        free(h->ids), free(h->lines);
-        h->ids = ids, h->lines = lines, h->cap = cap;
-    }
-    size_t k = 5381;
-    for (const char *p = id; *p; p++)
-        k = k * 33 + (unsigned char)*p;
-    for (;; k++) {
-        size_t i = k & (h->cap - 1);
-        if (!h->ids[i]) {
-            h->ids[i] = id;
-            h->lines[i] = line;
-            h->n++;
-            return -1;
-        }
-        if (!strcmp(h->ids[i], id))
-            return h->lines[i];
-    }
-}
-
 static void problem(imgsim_problem_fn fn, void *user, const char *file, long line,
                     const char *fmt, const char *arg)
 {
@@ -257,7 +212,7 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
     csv_row hdr = {0}, row;
     char **hnames = NULL;
     int nh = 0, ci_path = -1, ci_id = -1, ci_label = -1, ci_box[4] = {-1, -1, -1, -1};
-    seen ids = {0};
+    strmap ids = {0};
     /* the header */
     imgsim_error rerr = {0};
     for (;;) {
@@ -394,7 +349,7 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
             s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
-        long first = seen_add(&ids, kid, row.line);
+        long first = strmap_get(&ids, kid, 1, row.line);
         if (first == -2) {
             free(mj);
             s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
@@ -430,8 +385,7 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
     }
 done:
     free(hnames);
-    free(ids.ids);
-    free(ids.lines);
+    strmap_free(&ids);
     csv_close(r);
     return s;
 }
