@@ -266,8 +266,10 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
     return s;
 }
 
-imgsim_status imgsim_query_vector(imgsim_db *db, const float *vec, const imgsim_query_opts *o,
-                                  imgsim_results *out, imgsim_error *err)
+/* Both entry points: defaults, checks, one read snapshot; `id` (an item) or `vec` (a new
+ * vector) is the query. */
+static imgsim_status query(imgsim_db *db, const float *vec, const char *id,
+                           const imgsim_query_opts *o, imgsim_results *out, imgsim_error *err)
 {
     imgsim_query_opts d;
     memset(out, 0, sizeof *out);
@@ -277,7 +279,11 @@ imgsim_status imgsim_query_vector(imgsim_db *db, const float *vec, const imgsim_
     }
     imgsim_status s = check_opts(db, o, err);
     if (s == IMGSIM_OK && (s = cat_read_begin(db, err)) == IMGSIM_OK) {
-        s = run_query(db, vec, EXACT_NO_ROW, NULL, o, out, err);
+        uint32_t row = EXACT_NO_ROW;
+        if (id && (s = cat_item_row(db, id, &row, err)) == IMGSIM_OK)
+            vec = vec_row(db, row);
+        if (s == IMGSIM_OK)
+            s = run_query(db, vec, row, id, o, out, err);
         cat_read_end(db);
     }
     if (s != IMGSIM_OK)
@@ -285,23 +291,14 @@ imgsim_status imgsim_query_vector(imgsim_db *db, const float *vec, const imgsim_
     return s;
 }
 
+imgsim_status imgsim_query_vector(imgsim_db *db, const float *vec, const imgsim_query_opts *o,
+                                  imgsim_results *out, imgsim_error *err)
+{
+    return query(db, vec, NULL, o, out, err);
+}
+
 imgsim_status imgsim_query_id(imgsim_db *db, const char *id, const imgsim_query_opts *o,
                               imgsim_results *out, imgsim_error *err)
 {
-    imgsim_query_opts d;
-    memset(out, 0, sizeof *out);
-    if (!o) {
-        imgsim_query_opts_default(&d);
-        o = &d;
-    }
-    uint32_t row;
-    imgsim_status s = check_opts(db, o, err);
-    if (s == IMGSIM_OK && (s = cat_read_begin(db, err)) == IMGSIM_OK) {
-        if ((s = cat_item_row(db, id, &row, err)) == IMGSIM_OK)
-            s = run_query(db, vec_row(db, row), row, id, o, out, err);
-        cat_read_end(db);
-    }
-    if (s != IMGSIM_OK)
-        imgsim_results_free(out);
-    return s;
+    return query(db, NULL, id, o, out, err);
 }
