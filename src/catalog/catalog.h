@@ -119,7 +119,8 @@ imgsim_status cat_where_sql(const imgsim_where *w, int nw, char **sql, imgsim_er
 imgsim_status cat_where_bind(sqlite3_stmt *st, int first, const imgsim_where *w, int nw);
 
 /* ---- neighbours.c: the precomputed table */
-/* Read row r's list (up to k hits); returns the count, or -1 when the table is absent/stale. */
+/* Read row r's stored list (up to k hits; the caller has checked the table is fresh with
+ * imgsim_neighbours_info); returns the count, or -1 when the read fails. */
 int nbr_read(imgsim_db *db, uint32_t r, exact_hit *out, int k);
 /* After adds or removes: bring an existing table up to date (incrementally when the change
  * is small); without a table, just forget the change log. */

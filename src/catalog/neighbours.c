@@ -39,9 +39,6 @@ int imgsim_neighbours_info(imgsim_db *db, int *k, imgsim_metric *m, int *fresh)
 
 int nbr_read(imgsim_db *db, uint32_t r, exact_hit *out, int k)
 {
-    int fresh = 0, tk = 0;
-    if (!imgsim_neighbours_info(db, &tk, NULL, &fresh) || !fresh)
-        return -1;
     sqlite3_stmt *st;
     if (cat_prepare(db, "SELECT nbr, score FROM neighbours WHERE row = ? ORDER BY rank LIMIT ?",
                     &st, NULL) != IMGSIM_OK)
