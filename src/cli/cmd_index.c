@@ -250,9 +250,9 @@ int cmd_index(int argc, char **argv)
     double rate = st.seconds > 0 ? (double)(st.added + st.updated) / st.seconds : 0;
     fprintf(stderr,
             "imgsim index: %s: %zu sources: %zu added, %zu duplicates, %zu unchanged, %zu updated, "
-            "%zu failed, %zu bad rows%s; %zu items, %zu vectors (%.1f s, %.0f images/s)\n",
+            "%zu failed, %zu bad rows; %zu items, %zu vectors (%.1f s, %.0f images/s)\n",
             cli_db_dir(dbdir), st.total, st.added, st.duplicate, st.unchanged, st.updated,
-            st.failed, u.bad_rows, "", imgsim_db_count(db), imgsim_db_vectors(db), st.seconds, rate);
+            st.failed, u.bad_rows, imgsim_db_count(db), imgsim_db_vectors(db), st.seconds, rate);
     if (sync)
         fprintf(stderr, "imgsim index: --sync removed %zu items whose files are gone\n", removed);
     if (stop_flag) {
