@@ -11,7 +11,7 @@ const char *ir_op_name(ir_op_kind k)
     static const char *const names[IR_OP_COUNT] = {
         "Conv2D", "DepthwiseConv2D", "FullyConnected", "Add", "Mul", "AveragePool",
         "MaxPool", "Mean", "Reshape", "Softmax", "HardSwish", "Logistic", "Relu", "Relu6",
-        "Quantize", "Dequantize", "Concat", "Sub",
+        "Quantize", "Dequantize", "Concat", "Sub", "LeakyRelu", "HardSigmoid", "Clamp",
     };
     return (unsigned)k < IR_OP_COUNT ? names[k] : "?";
 }

@@ -1,9 +1,10 @@
 /*
  * graph.h — imgsim's small graph IR: tensors (shape, dtype, quantization, constant data)
- * and operators in execution order. Front-ends (tflite_reader.c; later ONNX) produce it,
+ * and operators in execution order. Front-ends (tflite_reader.c, onnx_reader.c) produce it,
  * shape.c completes it, exec.c lowers it onto XNNPACK operators.
  *
- * Layout is NHWC throughout. Constant data normally points into the model file's bytes,
+ * Layout is NHWC throughout: the ONNX front-end converts NCHW models once, at the input
+ * (weights are transposed at load, axes remapped). Constant data normally points into the model file's bytes,
  * which the graph owns (`file`); tensors created by passes own their data (`owned`).
  */
 #ifndef IMGSIM_MODEL_GRAPH_H
@@ -54,6 +55,9 @@ typedef enum ir_op_kind {
     IR_DEQUANTIZE,
     IR_CONCAT,
     IR_SUB,
+    IR_LEAKY_RELU, /* y = x < 0 ? alpha * x : x */
+    IR_HARD_SIGMOID, /* y = max(0, min(1, alpha * x + beta)) (ONNX HardSigmoid) */
+    IR_CLAMP,     /* y = min(max(x, lo), hi) (ONNX Clip; Relu6 is a clamp to [0, 6]) */
     IR_OP_COUNT
 } ir_op_kind;
 
@@ -67,7 +71,9 @@ typedef struct ir_op {
     /* convolution / pooling */
     int stride_h, stride_w, dil_h, dil_w;
     int kh, kw;              /* pooling window (convs take it from the filter) */
-    int pad_same;            /* TensorFlow SAME padding, else VALID */
+    int pad_same;            /* TensorFlow SAME padding, else VALID (or explicit, below) */
+    int pad_explicit;        /* pad_* set by the front-end (ONNX pads); shape inference keeps
+                              * them instead of deriving SAME/VALID padding */
     int pad_top, pad_left, pad_bottom, pad_right; /* filled by shape inference */
     int depth_mult;
     ir_act act;
@@ -75,7 +81,9 @@ typedef struct ir_op {
     int axis;
     int keep_dims;
     int squeeze;             /* RESHAPE from SQUEEZE: drop size-1 dims in mask `axis` (0 = all) */
-    float beta;
+    float beta;              /* softmax beta; HARD_SIGMOID offset */
+    float alpha;             /* LEAKY_RELU slope; HARD_SIGMOID slope */
+    float lo, hi;            /* CLAMP bounds (-INFINITY / INFINITY when absent) */
     char *name;              /* name of the node (its output tensor), for messages */
 } ir_op;
 
@@ -86,6 +94,12 @@ typedef struct ir_graph {
     int nops;
     int input;               /* the image input tensor */
     int output;              /* the graph's (first) output tensor */
+    /* The input tensor is quantized but takes normalised floats, not raw pixels (ONNX
+     * QuantizeLinear at the input): q = round(((rgb - mean) / std) / scale) + zero_point.
+     * 0 for TFLite uint8 models, whose input quantization is itself the normalisation. */
+    int input_from_float;
+    int output_logits;       /* the output holds logits (no softmax in the graph): a
+                              * classifier whose probabilities are softmax(output) */
     uint8_t *file;           /* model bytes, owned; constants point inside */
     size_t file_len;
 } ir_graph;
@@ -103,5 +117,10 @@ imgsim_status ir_infer_shapes(ir_graph *g, imgsim_error *err);
 
 /* Read a .tflite file held in memory; on success the graph takes ownership of `bytes`. */
 imgsim_status tflite_read(uint8_t *bytes, size_t len, ir_graph *g, imgsim_error *err);
+
+/* Read an ONNX model held in memory; on success the graph takes ownership of `bytes`.
+ * `dir` is the model file's directory, for external-data files (NULL: none allowed). */
+imgsim_status onnx_read(uint8_t *bytes, size_t len, const char *dir, ir_graph *g,
+                        imgsim_error *err);
 
 #endif
