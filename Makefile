@@ -3,7 +3,8 @@
 #   make run      install Debian deps, build, install the default model, run the main job
 #   make test     install Debian deps, build release + ASan/UBSan, run every test under ASan
 #   make quality  slow quality report (Wang-1k leave-one-out P@10 for every model)
-#   make bench    speed benchmarks against named peers (see bench/); bench-search: collections only
+#   make bench    speed benchmarks against named peers (see bench/); bench-search: collections only;
+#                 bench-onnx: ONNX models against ONNX Runtime
 #   make fuzz     libFuzzer targets (clang) under build/fuzz/
 #
 # Two build variants live side by side: build/release (-O2) and build/asan (ASan + UBSan).
@@ -28,7 +29,7 @@ TEST_HELP:= $(shell find tests -name '*.c' ! -name 'test_*.c' | sort)
 BENCH_SRC:= $(shell find bench -name '*.c' | sort)
 HDRS     := $(shell find include src tests -name '*.h')
 
-.PHONY: all deps run test test-only quality bench bench-search fuzz clean release asan
+.PHONY: all deps run test test-only quality bench bench-search bench-onnx fuzz clean release asan
 
 all: release
 
@@ -95,6 +96,16 @@ bench: deps release $(patsubst bench/%.c,build/release/bench/%,$(BENCH_SRC))
 
 bench-search: deps release build/release/bench/search
 	@scripts/bench_search.sh
+
+# imgsim's HNSW against hnswlib on the Myntra vectors (ANN_DERIVED=1: also 1M x 256); docs/ANN.md
+.PHONY: bench-ann
+bench-ann: deps release build/release/bench/ann
+	@bench/ann.sh
+
+# ONNX models (random-weight ResNet-50/VGG16/MobileNetV2/EfficientNet-B0 + the int8 zoo
+# MobileNetV2) against ONNX Runtime, same run (docs/ONNX.md).
+bench-onnx: deps release build/release/bench/embed
+	@bench/onnx.sh
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZ_SECONDS)

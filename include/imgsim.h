@@ -357,6 +357,14 @@ typedef struct imgsim_query_opts {
     int nwhere;
     int category_auto;           /* predict the query's label, search inside it */
     int no_table;                /* ignore the neighbour table even when fresh */
+    /* Exact or approximate: a collection with an HNSW index (imgsim_db_ann_build) and at
+     * least IMGSIM_ANN_AUTO_ROWS distinct vectors is searched through the index, a smaller
+     * one (or one without an index, or with the L1 metric) by brute force. */
+    int exact;                   /* brute force only (no index, no neighbour table) */
+    int ann;                     /* use the index whatever the collection's size */
+    int ef;                      /* the index's search breadth (candidate list; more is
+                                    slower and finds more true neighbours); 0 = the index's
+                                    default. Non-zero implies `ann` */
 } imgsim_query_opts;
 
 void imgsim_query_opts_default(imgsim_query_opts *o);
@@ -372,6 +380,9 @@ typedef struct imgsim_results {
     char *predicted_label;       /* with category_auto */
     int votes, voters;           /* the prediction's support */
     int from_table;              /* answered from the neighbour table */
+    int from_ann;                /* answered through the HNSW index */
+    char *note;                  /* NULL, or why the index was not used although asked for
+                                    or present ("index damaged: exact search"); for the user */
 } imgsim_results;
 
 void imgsim_results_free(imgsim_results *r);
@@ -383,6 +394,75 @@ imgsim_status imgsim_query_vector(imgsim_db *db, const float *vec, const imgsim_
  * with identical content come first). Uses the neighbour table when fresh. */
 imgsim_status imgsim_query_id(imgsim_db *db, const char *id, const imgsim_query_opts *o,
                               imgsim_results *out, imgsim_error *err);
+
+/* ------------------------------------------------------------ approximate search (HNSW) */
+
+/* A collection may keep an HNSW graph index (a file in its directory, memory-mapped) for
+ * approximate k-NN search. Once built it is kept in step with every add and remove; if it
+ * is missing or damaged a writer rebuilds it from the vectors and a reader searches exactly.
+ * Results found through it are re-ranked on the full vectors, so scores are exact. */
+
+/* Collections with at least this many distinct vectors are searched through their index
+ * (when they have one); below it brute force is about as fast (docs/ANN.md). */
+#define IMGSIM_ANN_AUTO_ROWS 20000
+
+typedef enum imgsim_ann_storage {
+    IMGSIM_ANN_SQ8 = 0,          /* one byte per dimension (default) */
+    IMGSIM_ANN_F32 = 1           /* four bytes per dimension */
+} imgsim_ann_storage;
+
+typedef struct imgsim_ann_opts {
+    imgsim_metric metric;        /* cosine (default) or L2; L1 queries are always exact */
+    int M;                       /* links per node (level 0 keeps 2M); default 16 */
+    int ef_construction;         /* candidate list while building; default 200 */
+    int ef_search;               /* default search breadth of queries; default 64 */
+    imgsim_ann_storage storage;  /* how the index stores vectors; default SQ8 */
+    int pca_dims;                /* > 0: store a PCA projection to this many dimensions */
+    int pca_whiten;              /* with pca_dims: unit variance per component */
+    int threads;                 /* build threads; 0 = all cores */
+} imgsim_ann_opts;
+
+void imgsim_ann_opts_default(imgsim_ann_opts *o);
+
+/* Build the index anew over the live vectors with `o` (NULL: the collection's current
+ * settings, else the defaults) and save it. Writers only. */
+imgsim_status imgsim_db_ann_build(imgsim_db *db, const imgsim_ann_opts *o, imgsim_error *err);
+/* Make sure the index is current: with `o`, an index with those parameters (built when
+ * there is none or its parameters differ, else brought in step incrementally); with NULL,
+ * the existing index brought in step (rebuilt when missing or damaged; nothing without
+ * one). `*rebuilt` (may be NULL) says whether it was built from scratch. Writers only. */
+imgsim_status imgsim_db_ann_sync(imgsim_db *db, const imgsim_ann_opts *o, int *rebuilt,
+                                 imgsim_error *err);
+/* Delete the index (its file and settings). Writers only. */
+imgsim_status imgsim_db_ann_drop(imgsim_db *db, imgsim_error *err);
+
+typedef enum imgsim_ann_status {
+    IMGSIM_ANN_NONE = 0,         /* no index */
+    IMGSIM_ANN_CURRENT,          /* covers exactly the live vectors */
+    IMGSIM_ANN_BEHIND,           /* rows added/dropped since it was saved: still answers
+                                    correctly (added rows are searched exactly) */
+    IMGSIM_ANN_STALE,            /* rows renumbered by a compaction since: unused until rebuilt */
+    IMGSIM_ANN_DAMAGED           /* file missing or failing validation: unused until rebuilt */
+} imgsim_ann_status;
+
+typedef struct imgsim_ann_info {
+    imgsim_ann_status status;
+    imgsim_ann_opts opts;        /* its parameters (threads 0) */
+    char file[64];               /* file name inside the collection directory */
+    char problem[256];           /* STALE / DAMAGED: the cause */
+    size_t nodes;                /* vectors in the index */
+    size_t live;                 /* live vectors of the collection */
+    size_t added, dropped;       /* BEHIND: live rows not in it, rows in it since dropped */
+    uint64_t gen;                /* collection generation it reflects */
+    uint64_t db_gen;             /* the collection's generation now */
+    int dim, code_dim;           /* input dimension, dimension stored (PCA) */
+    int max_level;
+    size_t bytes_file, bytes_graph, bytes_codes, bytes_other;
+} imgsim_ann_info;
+
+/* What the index is and whether it is current (a read-only handle may ask). */
+imgsim_status imgsim_db_ann_info(imgsim_db *db, imgsim_ann_info *out, imgsim_error *err);
+const char *imgsim_ann_status_name(imgsim_ann_status s); /* "current", "behind", ... */
 
 /* ------------------------------------------------------------ neighbour table */
 

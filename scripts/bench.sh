@@ -2,7 +2,8 @@
 # bench.sh — speed of the embedding engine against ONNX Runtime, measured in the same run.
 #   model only: imgsim running mobilenet_v2_1.0_224_quant.tflite vs onnxruntime-node running
 #   mobilenetv2-12-int8.onnx (same architecture, same precision), 2 threads, batch 1 and 16;
-#   whole pipeline (decode + resize + infer) on Myntra and Wang-1k images, with a breakdown.
+#   whole pipeline (decode + resize + infer) on Myntra and Wang-1k images, with a breakdown;
+#   then bench/onnx.sh (ONNX models against ONNX Runtime).
 # Only same-run ratios mean anything on this machine (its speed varies up to 3x between runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,3 +56,7 @@ for r in rows:
         print('  %-9s %-18s %7.1f images/s  (decode+resize %.2f ms/img on 1 thread, infer %.2f ms/img)'
               % (r['set'], r['model'], r['images_per_s'], r['decode_resize_ms_per_image_1thread'], r['infer_ms_per_image']))
 PY
+
+# ONNX models (random-weight ResNet-50/VGG16/MobileNetV2/EfficientNet-B0, the int8 zoo
+# MobileNetV2) against ONNX Runtime, same run: docs/ONNX.md.
+bench/onnx.sh || echo "bench: the ONNX comparison (bench/onnx.sh) did not complete"

@@ -23,6 +23,9 @@
  *   neighbours(row, rank, nbr, score) the precomputed top-k per vector row
  *   changes(gen, row, op)            rows added (op 1) / dropped (op 2) since the table's gen
  * A vector row is alive while a `vectors` entry names it; several items may share it.
+ *
+ * The optional HNSW index (ann.c) is a file ann.<seq>.hnsw named by meta.ann_file; the meta
+ * keys ann_* record its parameters and the rows it covers (see the ANN section below).
  */
 #ifndef IMGSIM_CATALOG_CATALOG_H
 #define IMGSIM_CATALOG_CATALOG_H
@@ -58,6 +61,9 @@ struct imgsim_db {
     /* rows dropped by the open transaction: marked dead in memory only once it commits */
     uint32_t *drops;
     size_t ndrops, capdrops;
+    /* ann.c: the mapped HNSW index and its search scratch (NULL until a query needs it;
+     * freed with the SQLite connection, see ann.c) */
+    struct ann_state *ann;
 };
 
 #define VEC_HEADER 64
@@ -127,5 +133,34 @@ int nbr_read(imgsim_db *db, uint32_t r, exact_hit *out, int k);
 imgsim_status nbr_refresh(imgsim_db *db, imgsim_error *err);
 /* 1 when hit a is closer than hit b under metric m (ties: lower row). */
 int nbr_better(imgsim_metric m, const exact_hit *a, const exact_hit *b);
+
+/* ---- ann.c: the HNSW index (index/hnsw.h) kept in step with the catalogue
+ *
+ * The index lives in ann.<seq>.hnsw (a new <seq> per save: hnsw_save writes a temporary file,
+ * fsyncs and renames it), memory-mapped for search. Meta keys:
+ *   ann_file                  the current index file (absent: the collection has no index)
+ *   ann_metric, ann_m, ann_efc, ann_ef, ann_storage, ann_pca, ann_whiten   its parameters
+ *   ann_vec_file, ann_rows    the vector file generation whose row numbers it uses, and the
+ *                             rows [0, ann_rows) it covered when saved (every row then alive)
+ *   ann_gen, ann_nodes        the collection generation and node count at that save
+ *   ann_seq                   last <seq> used (kept across a drop, so names never repeat)
+ * Crash story: the new file is durable before the transaction that names it commits, and the
+ * old one is deleted only after; a crash leaves the catalogue naming a complete file, and
+ * strays are deleted by the next writer. The index may lag the catalogue (a crash between
+ * the catalogue commit and the index save, a reader's older file, or a deliberately lazy
+ * save): rows dropped since are filtered out by the live-row bitmap and rows added since
+ * (ann_rows..nrows) are searched exactly and merged, so a lagging index still answers
+ * exactly what a current one would. A writer catches up by reconciling the index with the
+ * live rows (insert missing, remove dead); a missing or damaged file, or a compaction
+ * (ann_vec_file no longer the vector file), makes it rebuild; a reader searches exactly. */
+/* Search the index for the k rows nearest `q` (filter/exclude as in hnsw_search; ef 0: the
+ * index's default). *used = 0 when the index cannot answer (then *why says why, or is NULL
+ * when the collection simply has no index): the caller searches exactly. */
+imgsim_status ann_search(imgsim_db *db, imgsim_metric m, const float *q, int k, int ef,
+                         const uint8_t *filter, uint32_t exclude, exact_hit *out, int *nout,
+                         int *used, const char **why, imgsim_error *err);
+/* After a commit that added or dropped rows: bring an existing index in step and save it
+ * (lazy: a large index may be left a little behind, see ann.c). No-op without an index. */
+imgsim_status ann_refresh(imgsim_db *db, int lazy, imgsim_error *err);
 
 #endif

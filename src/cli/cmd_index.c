@@ -1,6 +1,7 @@
 /*
  * cmd_index.c — `imgsim index` (add folders or a CSV catalogue to a collection, with a
- * progress bar and a summary), `imgsim remove` and `imgsim info`.
+ * progress bar and a summary; --ann builds or maintains the HNSW index), `imgsim remove` and
+ * `imgsim info`.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +30,11 @@ static void usage(FILE *f)
             "  --sync                 also drop items whose files have vanished\n"
             "  --quiet                no progress, only errors and the summary\n"
             "  --commit-every N       images per transaction (default 256)\n"
-            "exit status: 0 all done, 3 done but some rows/images were skipped, 1 error\n");
+            "  --ann                  also build an HNSW index for approximate search (once\n"
+            "                         built, every index/remove keeps it in step); options:\n"
+            "%s"
+            "exit status: 0 all done, 3 done but some rows/images were skipped, 1 error\n",
+            CLI_ANN_OPTIONS_HELP);
 }
 
 static volatile int stop_flag;
@@ -128,7 +133,9 @@ int cmd_index(int argc, char **argv)
     imgsim_model_opts_default(&a.opts);
     imgsim_csv_opts csv = {0};
     const char *dbdir = NULL;
-    int sync = 0, quiet = 0, commit_every = 0;
+    int sync = 0, quiet = 0, commit_every = 0, ann = 0;
+    cli_ann_args aa;
+    cli_ann_args_init(&aa);
     char *boxes = NULL;
     char **folders = calloc((size_t)argc + 1, sizeof *folders);
     int nf = 0;
@@ -141,10 +148,16 @@ int cmd_index(int argc, char **argv)
             goto bad;
         if (r > 0)
             continue;
+        if ((r = cli_ann_option("index", argc, argv, &i, &aa)) < 0)
+            goto bad;
+        if (r > 0)
+            continue;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             usage(stdout);
             free(folders);
             return 0;
+        } else if (!strcmp(o, "--ann")) {
+            ann = 1;
         } else if (!strcmp(o, "--sync")) {
             sync = 1;
         } else if (!strcmp(o, "--quiet") || !strcmp(o, "-q")) {
@@ -193,8 +206,12 @@ int cmd_index(int argc, char **argv)
             csv.box_columns[k] = t;
         }
     }
-    if (nf == 0 && !csv.path && !sync) {
+    if (nf == 0 && !csv.path && !sync && !ann) {
         usage(stderr);
+        goto bad;
+    }
+    if (aa.given && !ann) {
+        fprintf(stderr, "imgsim index: index options (--M, --dims, ...) go with --ann\n");
         goto bad;
     }
     if ((csv.path_column || csv.path_format || csv.id_column || csv.label_column) && !csv.path) {
@@ -255,6 +272,17 @@ int cmd_index(int argc, char **argv)
             st.failed, u.bad_rows, imgsim_db_count(db), imgsim_db_vectors(db), st.seconds, rate);
     if (sync)
         fprintf(stderr, "imgsim index: --sync removed %zu items whose files are gone\n", removed);
+    if (ann && rc == 0 && !stop_flag) {
+        imgsim_ann_opts ao;
+        cli_ann_resolve(db, &aa, &ao);
+        int rebuilt = 0;
+        if (imgsim_db_ann_sync(db, &ao, &rebuilt, &e) != IMGSIM_OK) {
+            cli_error("index", &e);
+            rc = 1;
+        } else {
+            cli_ann_summary(stderr, "index", db, rebuilt ? "rebuilt" : "updated");
+        }
+    }
     if (stop_flag) {
         fprintf(stderr, "imgsim index: interrupted: everything committed so far is kept; run "
                         "the same command again to resume\n");
@@ -313,6 +341,12 @@ int cmd_remove(int argc, char **argv)
         cli_error("remove", &e);
         rc = 1;
     }
+    /* the HNSW index, when there is one, follows (whatever was removed before an error) */
+    imgsim_error ae = {0};
+    if (removed && imgsim_db_ann_sync(db, NULL, NULL, &ae) != IMGSIM_OK) {
+        cli_error("remove", &ae);
+        rc = 1;
+    }
     fprintf(stderr, "imgsim remove: removed %zu of %zu items; %zu items left\n", removed, n,
             imgsim_db_count(db));
     imgsim_db_close(db);
@@ -346,6 +380,17 @@ int cmd_info(int argc, char **argv)
                fresh ? "fresh" : "stale (run imgsim neighbours)");
     else
         printf("neighbours:  none (imgsim neighbours builds the table)\n");
+    imgsim_ann_info ai;
+    imgsim_error e = {0};
+    if (imgsim_db_ann_info(db, &ai, &e) != IMGSIM_OK)
+        cli_error("info", &e);
+    else if (ai.status == IMGSIM_ANN_NONE)
+        printf("ann index:   none (imgsim ann build makes one)\n");
+    else if (ai.status == IMGSIM_ANN_CURRENT || ai.status == IMGSIM_ANN_BEHIND)
+        printf("ann index:   %zu vectors, %s (imgsim ann info tells more)\n", ai.nodes,
+               imgsim_ann_status_name(ai.status));
+    else
+        printf("ann index:   %s: %s\n", imgsim_ann_status_name(ai.status), ai.problem);
     imgsim_db_close(db);
     return 0;
 }

@@ -21,8 +21,19 @@ static void usage(FILE *f)
             "  --where COLUMN=VALUE     only items matching (label, id, source, or a CSV column);\n"
             "                           repeat to combine\n"
             "  --category auto          predict the query's label, search within it\n"
-            "  --exact                  ignore the precomputed neighbour table\n"
-            "  --json                   JSON output\n");
+            "  --exact                  brute force: no HNSW index, no neighbour table\n"
+            "  --ann                    search through the HNSW index even when the collection\n"
+            "                           is small (by default it is used from %d vectors)\n"
+            "  --ef N                   HNSW search breadth (default: the index's, 64); more\n"
+            "                           finds more of the true neighbours; implies --ann\n"
+            "  --no-table               ignore the precomputed neighbour table\n"
+            "  --json                   JSON output\n",
+            IMGSIM_ANN_AUTO_ROWS);
+}
+
+static const char *how(const imgsim_results *r)
+{
+    return r->from_table ? "table" : r->from_ann ? "hnsw" : "exact";
 }
 
 static double ms_since(const struct timespec *t0)
@@ -53,6 +64,11 @@ static void print_json(const char *image, const char *id, const imgsim_query_opt
         json_object_set_new(q, "voters", json_integer(r->voters));
     }
     json_object_set_new(q, "from_table", json_boolean(r->from_table));
+    json_object_set_new(q, "search", json_string(how(r)));
+    if (o->ef)
+        json_object_set_new(q, "ef", json_integer(o->ef));
+    if (r->note)
+        json_object_set_new(q, "note", json_string(r->note));
     for (int i = 0; i < r->n; i++) {
         const imgsim_item *it = &r->hits[i].item;
         json_t *h = json_object();
@@ -111,8 +127,22 @@ int cmd_query(int argc, char **argv)
             return 0;
         } else if (!strcmp(op, "--json")) {
             json = 1;
-        } else if (!strcmp(op, "--exact") || !strcmp(op, "--no-table")) {
+        } else if (!strcmp(op, "--exact")) {
+            o.exact = o.no_table = 1;
+        } else if (!strcmp(op, "--no-table")) {
             o.no_table = 1;
+        } else if (!strcmp(op, "--ann")) {
+            o.ann = 1;
+        } else if (!strcmp(op, "--ef")) {
+            if (!(v = cli_value("query", argc, argv, &i)))
+                goto bad;
+            char *end;
+            long ef = strtol(v, &end, 10);
+            if (!*v || *end || ef < 1 || ef > 10000) {
+                fprintf(stderr, "imgsim query: --ef needs a number from 1 to 10000\n");
+                goto bad;
+            }
+            o.ef = (int)ef;
         } else if (!strcmp(op, "--db") || !strcmp(op, "--id") || !strcmp(op, "-k") ||
                    !strcmp(op, "--metric") || !strcmp(op, "--where") || !strcmp(op, "--category")) {
             if (!(v = cli_value("query", argc, argv, &i)))
@@ -156,6 +186,10 @@ int cmd_query(int argc, char **argv)
         }
     }
     o.where = where;
+    if (o.exact && (o.ann || o.ef)) {
+        fprintf(stderr, "imgsim query: --exact and --ann/--ef exclude each other\n");
+        goto bad;
+    }
     if (!!image == !!id) {
         usage(stderr);
         goto bad;
@@ -194,6 +228,8 @@ int cmd_query(int argc, char **argv)
     }
     if (rc == 0) {
         double ms = ms_since(&t0);
+        if (r.note)
+            fprintf(stderr, "imgsim query: note: %s\n", r.note);
         if (json)
             print_json(image, id, &o, &r, ms);
         else

@@ -23,6 +23,7 @@ static const struct {
     {"eval", cmd_eval, "leave-one-out precision/recall/mAP of a collection"},
     {"remove", cmd_remove, "remove items from a collection"},
     {"info", cmd_info, "what a collection holds"},
+    {"ann", cmd_ann, "build, inspect or drop a collection's HNSW index"},
     {"serve", cmd_serve, "HTTP API and web page for visual search"},
 };
 

@@ -11,6 +11,7 @@
  *      inference); every `commit_every` results the vectors are appended and fsynced, then
  *      their rows and items are committed together (the invariant in catalog/catalog.h).
  * A failure of one file never stops the run; a stop request ends it after a commit.
+ * Afterwards the neighbour table and the HNSW index (if any) are brought in step.
  */
 #include <errno.h>
 #include <limits.h>
@@ -537,6 +538,8 @@ imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source 
         e = nbr_refresh(db, err);
     if (e == IMGSIM_OK)
         e = vec_compact_if_needed(db, 0, err);
+    if (e == IMGSIM_OK) /* the HNSW index, when there is one, follows the catalogue */
+        e = ann_refresh(db, 1, err);
 done:
     stmts_free(&s);
     for (size_t i = 0; r.jobs && i < n; i++)
@@ -590,6 +593,8 @@ imgsim_status imgsim_db_sync(imgsim_db *db, size_t *removed, imgsim_error *err)
         e = cat_sql_fail(db, err, "cannot list items");
     if (e == IMGSIM_OK && n)
         e = imgsim_db_remove(db, (const char *const *)gone, n, removed, err);
+    if (e == IMGSIM_OK && n)
+        e = ann_refresh(db, 1, err);
     for (size_t i = 0; i < n; i++)
         free(gone[i]);
     free(gone);

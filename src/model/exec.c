@@ -4,11 +4,15 @@
  * Two precisions share one lowering:
  *   quant: activations stay uint8 with the file's per-tensor scale/zero point, and every
  *          node maps to an XNNPACK qu8 operator (convolution, add, pooling, softmax, ...);
- *   fp32:  activations are float; uint8 weights are dequantized when the context is built
- *          ((w - zero_point) * scale, int32 biases * input_scale * weight_scale), and the
- *          file's activation quantization is ignored.
+ *          element-wise activations (LeakyRelu, HardSigmoid, Clamp, HardSwish, requantizing
+ *          Relu) are 256-entry tables;
+ *   fp32:  activations are float; uint8/int8 weights are dequantized when the context is
+ *          built ((w - zero_point) * scale per tensor or channel, int32 biases * input_scale
+ *          * weight_scale), and the file's activation quantization is ignored.
  * On CPUs with AVX512-VNNI, quant convolutions and depthwise convolutions run on imgsim's
- * exact kernels (qconv.c, qdwconv.c: about 2.5x XNNPACK 2022's qu8) instead.
+ * exact kernels (qconv.c, qdwconv.c: about 2.5x XNNPACK 2022's qu8) instead. Convolutions
+ * and fully connected layers with int8 or per-channel weights (ONNX QLinearConv/MatMul) need
+ * those kernels: without VNNI such models run in fp32.
  * Reshape, squeeze and (in fp32) quantize/dequantize nodes are aliases: their output shares
  * the input's buffer, so they cost nothing. Activations live in one arena; a buffer is reused
  * once the last node reading it has run (greedy first-fit by liveness).
@@ -33,12 +37,19 @@
 #include "model/qconv.h"
 
 #define ALIGN 64
+#define PAD_BYTES 64 /* slack after constant copies: XNNPACK kernels may over-read */
 
 typedef struct step {
     xnn_operator_t op;
-    qconv *qc;              /* quant convolutions on imgsim's AVX512 kernels instead of op */
+    qconv *qc;              /* quant convolutions (and fully connected layers with int8
+                             * weights) on imgsim's AVX512 kernels instead of op */
     qdwconv *qdw;
+    fconv *fc;              /* fp32 convolutions and fully connected layers (AVX512F) */
     void *consts[2];        /* operator-owned copies of constant operands (nd ops) */
+    uint8_t *lut;           /* quant element-wise nodes: output byte for each input byte */
+    int own_add;            /* ort_arith plans: Add on qadd_run (operands swapped if 2) */
+    qadd_params add;
+    int own_gap;            /* ort_arith plans: global average pool on qgap_run */
 } step;
 
 struct exec_ctx {
@@ -61,6 +72,11 @@ struct exec_ctx {
      * serially on sub[0] [1], and the number of single-image runs. */
     double one_time[2];
     unsigned one_runs;
+    /* Quantized inputs fed with normalised floats (g->input_from_float): the input byte for
+     * each raw channel value, for the mean/std it was made with. */
+    uint8_t in_lut[3][256];
+    float lut_mean[3], lut_std[3];
+    int lut_ready;
 };
 
 /* Re-time the slower single-image mode every this many runs. */
@@ -72,8 +88,17 @@ static int is_alias(const ir_graph *g, const ir_op *op, int quant)
         return 1;
     if (!quant && (op->kind == IR_QUANTIZE || op->kind == IR_DEQUANTIZE))
         return 1;
-    (void)g;
+    /* quant plans: a dequantize to float (ONNX DequantizeLinear at the output) keeps the
+     * bytes; exec_read dequantizes with its input's parameters */
+    if (quant && op->kind == IR_DEQUANTIZE && g->t[op->out].dtype == IR_F32)
+        return 1;
     return 0;
+}
+
+/* Node i of a plan: an alias (no work, its output shares its input's buffer)? */
+static int step_alias(const exec_plan *p, int i)
+{
+    return is_alias(p->g, &p->g->ops[i], p->quant) || (p->fused && p->fused[i]);
 }
 
 static int is_global_pool(const ir_graph *g, const ir_op *op);
@@ -83,10 +108,112 @@ static size_t elem_size(const exec_plan *p)
     return p->quant ? 1 : 4;
 }
 
-/* Can node `op` run on XNNPACK's quantized operators? */
+/* Does weight tensor `w` have usable scales: per tensor, or one per output channel
+ * (`oc` of them, along dimension `qdim`)? */
+static int weight_scales_ok(const ir_tensor *w, int64_t oc, int qdim)
+{
+    if (!w->quantized || (w->dtype != IR_U8 && w->dtype != IR_I8))
+        return 0;
+    if (w->nchannel_scales > 1)
+        return w->channel_scales && w->nchannel_scales == oc && w->qdim == qdim;
+    return 1;
+}
+
+/* Weights that only imgsim's kernels take (XNNPACK's qu8 operators want uint8 weights with
+ * one scale): int8 or per-channel. */
+static int needs_own_kernel(const ir_tensor *w)
+{
+    return w->dtype == IR_I8 || w->nchannel_scales > 1;
+}
+
+/* Requantization multiplier of output channel c: x_scale * w_scale[c] / y_scale, computed
+ * as ONNX Runtime does (left to right, in float). */
+static float chan_mult(const ir_graph *g, const ir_op *op, size_t c)
+{
+    const ir_tensor *x = &g->t[op->in[0]], *w = &g->t[op->in[1]], *y = &g->t[op->out];
+    float ws = w->nchannel_scales > 1 ? w->channel_scales[c] : w->scale;
+    return x->scale * ws / y->scale;
+}
+
+/* qconv parameters of a quantized convolution, depthwise convolution or fully connected
+ * node (a 1x1 convolution over rows of k). Weights and bias point into the graph; per-channel
+ * multipliers go to `scales` (oc floats, caller's) when given, else only `scale` is set (to
+ * channel 0's multiplier: enough for qconv_supported's shape checks). */
+static void make_qparams(const ir_graph *g, const ir_op *op, uint8_t lo, uint8_t hi,
+                         float *scales, qconv_params *qp)
+{
+    const ir_tensor *x = &g->t[op->in[0]], *w = &g->t[op->in[1]], *y = &g->t[op->out];
+    int has_bias = op->nin > 2 && op->in[2] >= 0;
+    memset(qp, 0, sizeof *qp);
+    if (op->kind == IR_FULLY_CONNECTED) {
+        qp->kh = qp->kw = qp->stride_h = qp->stride_w = qp->dil_h = qp->dil_w = 1;
+        qp->cin = (size_t)w->shape[1];
+        qp->cout = (size_t)w->shape[0];
+    } else {
+        qp->kh = (size_t)op->kh;
+        qp->kw = (size_t)op->kw;
+        qp->stride_h = (size_t)op->stride_h;
+        qp->stride_w = (size_t)op->stride_w;
+        qp->dil_h = (size_t)op->dil_h;
+        qp->dil_w = (size_t)op->dil_w;
+        qp->pad_top = (size_t)op->pad_top;
+        qp->pad_left = (size_t)op->pad_left;
+        qp->cin = (size_t)x->shape[3];
+        qp->cout = (size_t)y->shape[3];
+    }
+    qp->w = w->data;
+    qp->w_signed = w->dtype == IR_I8;
+    qp->w_zero_point = w->zero_point;
+    qp->bias = has_bias ? (const int32_t *)(const void *)g->t[op->in[2]].data : NULL;
+    qp->x_zero_point = (uint8_t)x->zero_point;
+    qp->scale = chan_mult(g, op, 0);
+    if (scales && w->nchannel_scales > 1) {
+        for (size_t c = 0; c < qp->cout; c++)
+            scales[c] = chan_mult(g, op, c);
+        qp->scales = scales;
+    }
+    qp->y_zero_point = (uint8_t)y->zero_point;
+    qp->y_min = lo;
+    qp->y_max = hi;
+}
+
+static void act_range_q(const ir_tensor *y, ir_act act, uint8_t *lo, uint8_t *hi);
+
+/* Can a convolution or fully connected node with int8 / per-channel weights run on imgsim's
+ * kernels (CPU, shape, multipliers)? */
+static int own_kernel_ok(const ir_graph *g, const ir_op *op)
+{
+    const ir_tensor *w = &g->t[op->in[1]], *y = &g->t[op->out];
+    int dw = op->kind == IR_DWCONV2D;
+    if (!qconv_available())
+        return 0;
+    if (op->kind == IR_CONV2D && w->shape[3] != g->t[op->in[0]].shape[3])
+        return 0; /* grouped */
+    if (dw && op->depth_mult != 1)
+        return 0;
+    uint8_t lo, hi;
+    act_range_q(y, op->act, &lo, &hi);
+    qconv_params qp;
+    make_qparams(g, op, lo, hi, NULL, &qp);
+    for (size_t c = 0; c < qp.cout; c++) {
+        float m = chan_mult(g, op, c);
+        if (!(m >= 0.0f && m < 65536.0f))
+            return 0;
+    }
+    qp.scale = 1.0f; /* multipliers checked above */
+    return qconv_supported(&qp, dw);
+}
+
+/* Can node `op` run quantized (XNNPACK's qu8 operators, imgsim's kernels, tables)? */
 static int quant_ok(const ir_graph *g, const ir_op *op)
 {
     const ir_tensor *y = &g->t[op->out];
+    int conv = op->kind == IR_CONV2D || op->kind == IR_DWCONV2D ||
+               op->kind == IR_FULLY_CONNECTED;
+    if (op->kind == IR_DEQUANTIZE && y->dtype == IR_F32) {
+        const ir_tensor *x = &g->t[op->in[0]];
+        return x->dtype == IR_U8 && x->quantized && x->nchannel_scales <= 1;
+    }
     if (y->dtype != IR_U8 || !y->quantized || y->nchannel_scales > 1)
         return 0;
     for (int i = 0; i < op->nin; i++) {
@@ -94,11 +221,18 @@ static int quant_ok(const ir_graph *g, const ir_op *op)
         if (t < 0)
             continue;
         const ir_tensor *x = &g->t[t];
-        int is_bias = i == 2 && (op->kind == IR_CONV2D || op->kind == IR_DWCONV2D ||
-                                 op->kind == IR_FULLY_CONNECTED);
+        int is_bias = i == 2 && conv;
         int is_param = i == 1 && (op->kind == IR_MEAN || op->kind == IR_RESHAPE);
         if (is_param)
             continue;
+        if (i == 1 && conv) {
+            int64_t oc = op->kind == IR_DWCONV2D ? x->shape[3] : x->shape[0];
+            if (!weight_scales_ok(x, oc, op->kind == IR_DWCONV2D ? 3 : 0))
+                return 0;
+            if (needs_own_kernel(x) && !own_kernel_ok(g, op))
+                return 0;
+            continue;
+        }
         if (is_bias ? x->dtype != IR_I32 : (x->dtype != IR_U8 || !x->quantized))
             return 0;
         if (x->nchannel_scales > 1)
@@ -107,7 +241,8 @@ static int quant_ok(const ir_graph *g, const ir_op *op)
     switch (op->kind) {
     case IR_CONV2D: case IR_DWCONV2D: case IR_FULLY_CONNECTED: case IR_ADD: case IR_SUB:
     case IR_MUL: case IR_AVG_POOL: case IR_MAX_POOL: case IR_MEAN: case IR_SOFTMAX:
-    case IR_RELU: case IR_RELU6: case IR_QUANTIZE: case IR_DEQUANTIZE:
+    case IR_RELU: case IR_RELU6: case IR_QUANTIZE: case IR_DEQUANTIZE: case IR_LOGISTIC:
+    case IR_LEAKY_RELU: case IR_HARD_SIGMOID: case IR_CLAMP: case IR_HARD_SWISH:
         return 1;
     case IR_RESHAPE: case IR_CONCAT: {
         /* data is copied unchanged: all operands must share the output's quantization */
@@ -123,10 +258,69 @@ static int quant_ok(const ir_graph *g, const ir_op *op)
     }
 }
 
+/* Fold each Relu / Relu6 / Clamp whose input is read by nothing else into the output range of
+ * the node producing it (XNNPACK's operators and imgsim's kernels all clamp their outputs):
+ * one pass over the activation less per folded node. Quant plans fold only when the clamp
+ * keeps the quantization. -1 when out of memory. */
+static int fold_clamps(const ir_graph *g, exec_plan *p, int emb)
+{
+    int n = g->nops;
+    p->fused = calloc((size_t)n + 1, 1);
+    p->fuse_lo = malloc(sizeof(float) * ((size_t)n + 1));
+    p->fuse_hi = malloc(sizeof(float) * ((size_t)n + 1));
+    int *uses = calloc((size_t)g->nt, sizeof(int)), *prod = malloc(sizeof(int) * (size_t)g->nt);
+    if (!p->fused || !p->fuse_lo || !p->fuse_hi || !uses || !prod) {
+        free(uses);
+        free(prod);
+        return -1;
+    }
+    for (int t = 0; t < g->nt; t++)
+        prod[t] = -1;
+    for (int i = 0; i < n; i++) {
+        p->fuse_lo[i] = -INFINITY;
+        p->fuse_hi[i] = INFINITY;
+        for (int k = 0; k < g->ops[i].nin; k++)
+            if (g->ops[i].in[k] >= 0)
+                uses[g->ops[i].in[k]]++;
+        prod[g->ops[i].out] = i;
+    }
+    for (int j = 0; j < n; j++) {
+        const ir_op *c = &g->ops[j];
+        if (c->kind != IR_RELU && c->kind != IR_RELU6 && c->kind != IR_CLAMP)
+            continue;
+        int t = c->in[0], i = prod[t];
+        if (i < 0 || i >= j || uses[t] != 1 || t == emb || t == g->output || c->act != IR_ACT_NONE)
+            continue;
+        const ir_op *op = &g->ops[i];
+        switch (op->kind) {
+        case IR_CONV2D: case IR_DWCONV2D: case IR_FULLY_CONNECTED: case IR_ADD: case IR_SUB:
+        case IR_MUL: case IR_AVG_POOL: case IR_MAX_POOL: case IR_MEAN:
+            break;
+        default:
+            continue;
+        }
+        const ir_tensor *a = &g->t[t], *b = &g->t[c->out];
+        if (p->quant && (a->dtype != b->dtype || a->scale != b->scale ||
+                         a->zero_point != b->zero_point))
+            continue;
+        float lo = c->kind == IR_CLAMP ? c->lo : 0.0f;
+        float hi = c->kind == IR_CLAMP ? c->hi : c->kind == IR_RELU6 ? 6.0f : INFINITY;
+        p->fused[j] = 1;
+        p->fuse_lo[i] = fmaxf(p->fuse_lo[i], lo);
+        p->fuse_hi[i] = fminf(p->fuse_hi[i], hi);
+    }
+    free(uses);
+    free(prod);
+    return 0;
+}
+
 void exec_plan_free(exec_plan *p)
 {
     free(p->root);
     free(p->offset);
+    free(p->fused);
+    free(p->fuse_lo);
+    free(p->fuse_hi);
     memset(p, 0, sizeof *p);
 }
 
@@ -148,15 +342,36 @@ imgsim_status exec_plan_make(const ir_graph *g, imgsim_precision precision, int 
         quant = 0;
     for (int i = 0; quant && i < g->nops; i++)
         if (!quant_ok(g, &g->ops[i])) {
-            if (precision == IMGSIM_PRECISION_QUANT)
+            if (precision == IMGSIM_PRECISION_QUANT) {
+                const ir_op *op = &g->ops[i];
+                int own = (op->kind == IR_CONV2D || op->kind == IR_DWCONV2D ||
+                           op->kind == IR_FULLY_CONNECTED) &&
+                          op->nin > 1 && needs_own_kernel(&g->t[op->in[1]]) &&
+                          !qconv_available();
                 return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                                   "node '%s' (%s) cannot run quantized; use fp32",
-                                   g->ops[i].name, ir_op_name(g->ops[i].kind));
+                                   "node '%s' (%s) cannot run quantized%s; use fp32", op->name,
+                                   ir_op_name(op->kind),
+                                   own ? " (int8 per-channel weights need AVX512-VNNI)" : "");
+            }
             quant = 0;
         }
     p->quant = quant;
+    p->ort_arith = 0;
+    if (quant && qconv_available()) {
+        p->ort_arith = g->input_from_float;
+        for (int i = 0; i < g->nops; i++) {
+            const ir_op *op = &g->ops[i];
+            if ((op->kind == IR_CONV2D || op->kind == IR_DWCONV2D ||
+                 op->kind == IR_FULLY_CONNECTED) && g->t[op->in[1]].dtype == IR_I8)
+                p->ort_arith = 1;
+        }
+    }
 
     int nt = g->nt;
+    if (fold_clamps(g, p, emb) != 0) {
+        exec_plan_free(p);
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    }
     p->root = malloc(sizeof(int) * (size_t)nt);
     p->offset = malloc(sizeof(size_t) * (size_t)nt);
     int *first = malloc(sizeof(int) * (size_t)nt), *last = malloc(sizeof(int) * (size_t)nt);
@@ -201,7 +416,7 @@ imgsim_status exec_plan_make(const ir_graph *g, imgsim_precision precision, int 
         if (made[op->out] && st == IMGSIM_OK)
             st = imgsim_fail(err, IMGSIM_E_MODEL, "tensor '%s' is written twice", op->name);
         made[op->out] = 1;
-        if (is_alias(g, op, quant))
+        if (step_alias(p, i))
             p->root[op->out] = p->root[op->in[0]];
         else
             first[op->out] = i;
@@ -311,6 +526,37 @@ static void act_range_f(const ir_tensor *y, ir_act act, float *lo, float *hi)
     }
 }
 
+/* A node's output range: its fused activation and any Relu/Clamp folded into it. */
+static void op_range_f(const exec_plan *p, const ir_op *op, const ir_tensor *y, float *lo,
+                       float *hi)
+{
+    act_range_f(y, op->act, lo, hi);
+    size_t i = (size_t)(op - p->g->ops);
+    *lo = fmaxf(*lo, p->fuse_lo[i]);
+    *hi = fminf(*hi, p->fuse_hi[i]);
+}
+
+static uint8_t q_even(const ir_tensor *t, float real) /* quantize, round half to even */
+{
+    float q = nearbyintf(real / t->scale) + (float)t->zero_point;
+    return (uint8_t)(q < 0.0f ? 0 : q > 255.0f ? 255 : q);
+}
+
+static void op_range_q(const exec_plan *p, const ir_op *op, const ir_tensor *y, uint8_t *lo,
+                       uint8_t *hi)
+{
+    act_range_q(y, op->act, lo, hi);
+    size_t i = (size_t)(op - p->g->ops);
+    if (p->fuse_lo[i] > -INFINITY) {
+        uint8_t q = q_even(y, p->fuse_lo[i]);
+        *lo = q > *lo ? q : *lo;
+    }
+    if (p->fuse_hi[i] < INFINITY) {
+        uint8_t q = q_even(y, p->fuse_hi[i]);
+        *hi = q < *hi ? q : *hi;
+    }
+}
+
 /* Scale of element `i` of a quantized constant whose channel axis has `ch` positions with
  * stride `inner` (per-channel quantization) — or the tensor's scale. */
 static float elem_scale(const ir_tensor *t, size_t i, size_t inner)
@@ -327,7 +573,7 @@ static float elem_scale(const ir_tensor *t, size_t i, size_t inner)
 static float *const_to_f32(const ir_tensor *t, size_t inner)
 {
     size_t n = (size_t)ir_numel(t);
-    float *f = malloc(sizeof(float) * (n ? n : 1));
+    float *f = calloc(1, sizeof(float) * n + PAD_BYTES);
     if (!f)
         return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -383,6 +629,36 @@ static imgsim_status xnn_fail(imgsim_error *err, const ir_op *op, enum xnn_statu
                        (int)s);
 }
 
+/* A quantized convolution (or fully connected layer) on imgsim's kernels: s->qc or s->qdw
+ * set, or neither when the kernels do not take it (then XNNPACK's qu8 operator must). */
+static imgsim_status build_own(const exec_ctx *c, const ir_op *op, uint8_t lo, uint8_t hi,
+                               step *s, imgsim_error *err)
+{
+    const ir_graph *g = c->p->g;
+    const ir_tensor *w = &g->t[op->in[1]];
+    int dw = op->kind == IR_DWCONV2D;
+    size_t oc = (size_t)(dw ? w->shape[3] : w->shape[0]);
+    float *scales = w->nchannel_scales > 1 ? malloc(sizeof(float) * oc) : NULL;
+    if (w->nchannel_scales > 1 && !scales)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+    qconv_params qp;
+    make_qparams(g, op, lo, hi, scales, &qp);
+    int unsupported;
+    if (dw)
+        s->qdw = qdwconv_new(&qp, &unsupported);
+    else
+        s->qc = qconv_new(&qp, &unsupported);
+    free(scales);
+    if (s->qc || s->qdw)
+        return IMGSIM_OK;
+    if (!unsupported)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+    if (needs_own_kernel(w)) /* quant_ok said the kernels would take it */
+        return imgsim_fail(err, IMGSIM_E_INTERNAL, "node '%s': no kernel for int8 weights",
+                           op->name);
+    return IMGSIM_OK;
+}
+
 static imgsim_status build_conv(const exec_ctx *c, const ir_op *op, step *s, imgsim_error *err)
 {
     const ir_graph *g = c->p->g;
@@ -405,23 +681,11 @@ static imgsim_status build_conv(const exec_ctx *c, const ir_op *op, step *s, img
     enum xnn_status xs;
     if (c->p->quant) {
         uint8_t lo, hi;
-        act_range_q(y, op->act, &lo, &hi);
+        op_range_q(c->p, op, y, &lo, &hi);
         if ((!dw && groups == 1) || (dw && op->depth_mult == 1)) {
-            qconv_params qp = {
-                (size_t)op->kh, (size_t)op->kw,
-                (size_t)op->stride_h, (size_t)op->stride_w, (size_t)op->dil_h,
-                (size_t)op->dil_w, (size_t)op->pad_top, (size_t)op->pad_left, cin, cout,
-                w->data, (uint8_t)w->zero_point,
-                has_bias ? (const int32_t *)(const void *)g->t[op->in[2]].data : NULL,
-                (uint8_t)x->zero_point, x->scale * w->scale / y->scale,
-                (uint8_t)y->zero_point, lo, hi};
-            int unsupported;
-            if (dw ? !!(s->qdw = qdwconv_new(&qp, &unsupported))
-                   : !!(s->qc = qconv_new(&qp, &unsupported)))
-                return IMGSIM_OK;
-            if (!unsupported)
-                return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')",
-                                   op->name);
+            imgsim_status st = build_own(c, op, lo, hi, s, err);
+            if (st != IMGSIM_OK || s->qc || s->qdw)
+                return st;
         }
         xs = xnn_create_convolution2d_nhwc_qu8(
             (uint32_t)op->pad_top, (uint32_t)op->pad_right, (uint32_t)op->pad_bottom,
@@ -434,7 +698,7 @@ static imgsim_status build_conv(const exec_ctx *c, const ir_op *op, step *s, img
          * XNNPACK copies it while packing, so alignment only matters for the read. */
     } else {
         float lo, hi;
-        act_range_f(y, op->act, &lo, &hi);
+        op_range_f(c->p, op, y, &lo, &hi);
         /* per-channel axis: output channels, dim 0 for conv, dim 3 for depthwise */
         size_t inner = dw ? 1 : (size_t)(w->shape[1] * w->shape[2] * w->shape[3]);
         float *wf = const_to_f32(w, inner);
@@ -443,6 +707,21 @@ static imgsim_status build_conv(const exec_ctx *c, const ir_op *op, step *s, img
             free(wf);
             free(bf);
             return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+        }
+        int unsupported = 1;
+        if (!dw && groups == 1) {
+            fconv_params fp = {(size_t)op->kh, (size_t)op->kw, (size_t)op->stride_h,
+                               (size_t)op->stride_w, (size_t)op->dil_h, (size_t)op->dil_w,
+                               (size_t)op->pad_top, (size_t)op->pad_left, cin, cout, wf, bf,
+                               lo, hi};
+            s->fc = fconv_new(&fp, &unsupported);
+        }
+        if (s->fc || !unsupported) {
+            free(wf);
+            free(bf);
+            return s->fc ? IMGSIM_OK
+                         : imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')",
+                                       op->name);
         }
         xs = xnn_create_convolution2d_nhwc_f32(
             (uint32_t)op->pad_top, (uint32_t)op->pad_right, (uint32_t)op->pad_bottom,
@@ -464,20 +743,32 @@ static imgsim_status build_fc(const exec_ctx *c, const ir_op *op, step *s, imgsi
     enum xnn_status xs;
     if (c->p->quant) {
         uint8_t lo, hi;
-        act_range_q(y, op->act, &lo, &hi);
+        op_range_q(c->p, op, y, &lo, &hi);
+        if (needs_own_kernel(w)) /* int8 / per-channel weights: a 1x1 convolution */
+            return build_own(c, op, lo, hi, s, err);
         xs = xnn_create_fully_connected_nc_qu8(
             k, oc, k, oc, (uint8_t)x->zero_point, x->scale, (uint8_t)w->zero_point, w->scale,
             w->data, has_bias ? (const int32_t *)(const void *)g->t[op->in[2]].data : NULL,
             (uint8_t)y->zero_point, y->scale, lo, hi, 0, &s->op);
     } else {
         float lo, hi;
-        act_range_f(y, op->act, &lo, &hi);
+        op_range_f(c->p, op, y, &lo, &hi);
         float *wf = const_to_f32(w, k);
         float *bf = has_bias ? bias_to_f32(g, op, oc) : NULL;
         if (!wf || (has_bias && !bf)) {
             free(wf);
             free(bf);
             return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+        }
+        fconv_params fp = {1, 1, 1, 1, 1, 1, 0, 0, k, oc, wf, bf, lo, hi};
+        int unsupported;
+        s->fc = fconv_new(&fp, &unsupported);
+        if (s->fc || !unsupported) {
+            free(wf);
+            free(bf);
+            return s->fc ? IMGSIM_OK
+                         : imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')",
+                                       op->name);
         }
         xs = xnn_create_fully_connected_nc_f32(k, oc, k, oc, wf, bf, lo, hi, 0, &s->op);
         free(wf);
@@ -503,9 +794,13 @@ static imgsim_status build_pool(const exec_ctx *c, const ir_op *op, step *s, img
     uint8_t qlo = 0, qhi = 255;
     float lo = -INFINITY, hi = INFINITY;
     if (c->p->quant)
-        act_range_q(y, op->act, &qlo, &qhi);
+        op_range_q(c->p, op, y, &qlo, &qhi);
     else
-        act_range_f(y, op->act, &lo, &hi);
+        op_range_f(c->p, op, y, &lo, &hi);
+    if (c->p->ort_arith && op->kind != IR_MAX_POOL && is_global_pool(g, op)) {
+        s->own_gap = 1; /* ONNX Runtime's QLinearGlobalAveragePool */
+        return IMGSIM_OK;
+    }
     if (op->kind == IR_MAX_POOL) {
         if (c->p->quant)
             xs = xnn_create_max_pooling2d_nhwc_u8(
@@ -543,6 +838,24 @@ static imgsim_status build_pool(const exec_ctx *c, const ir_op *op, step *s, img
     return xs == xnn_status_success ? IMGSIM_OK : xnn_fail(err, op, xs);
 }
 
+/* Elements of t if, aligned to y's rank, it is y's trailing dimensions under leading 1s (so
+ * it repeats along y's flat array), else 0. */
+static size_t repeat_len(const ir_tensor *t, const ir_tensor *y)
+{
+    size_t n = (size_t)ir_numel(t);
+    int lead = 1;
+    for (int i = 0; i < y->rank; i++) {
+        int k = i - (y->rank - t->rank);
+        int64_t d = k >= 0 ? t->shape[k] : 1;
+        if (lead && d == 1 && y->shape[i] != 1)
+            continue;
+        lead = 0;
+        if (d != y->shape[i])
+            return 0;
+    }
+    return n;
+}
+
 static imgsim_status build_binary(const exec_ctx *c, const ir_op *op, step *s, imgsim_error *err)
 {
     const ir_graph *g = c->p->g;
@@ -550,7 +863,31 @@ static imgsim_status build_binary(const exec_ctx *c, const ir_op *op, step *s, i
     enum xnn_status xs;
     if (c->p->quant) {
         uint8_t lo, hi;
-        act_range_q(y, op->act, &lo, &hi);
+        op_range_q(c->p, op, y, &lo, &hi);
+        size_t ny = (size_t)ir_numel(y), la = repeat_len(a, y), lb = repeat_len(b, y);
+        /* ONNX Runtime's QLinearAdd: an activation as long as the output plus b repeating
+         * (or as long); a single a becomes the "b" of the swapped operation, since
+         * fma(b, rb, fixed + a * ra) is ONNX Runtime's own order then. Else XNNPACK. */
+        int mode = la == ny && !a->data && lb ? 1 : lb == ny && !b->data && la == 1 ? 2 : 0;
+        if (c->p->ort_arith && op->kind == IR_ADD && mode) {
+            s->own_add = mode;
+            qadd_init(&s->add, a->scale, a->zero_point, b->scale, b->zero_point, y->scale,
+                      y->zero_point, lo, hi);
+            if (mode == 2) { /* b is the long one */
+                float r = s->add.ra;
+                s->add.ra = s->add.rb;
+                s->add.rb = r;
+            }
+            for (int i = 0; i < 2; i++) {
+                const ir_tensor *t = i ? b : a;
+                if (!t->data)
+                    continue;
+                if (!(s->consts[i] = calloc(1, t->nbytes + PAD_BYTES)))
+                    return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+                memcpy(s->consts[i], t->data, t->nbytes);
+            }
+            return IMGSIM_OK;
+        }
         uint8_t za = (uint8_t)a->zero_point, zb = (uint8_t)b->zero_point, zy = (uint8_t)y->zero_point;
         if (op->kind == IR_ADD)
             xs = xnn_create_add_nd_qu8(za, a->scale, zb, b->scale, zy, y->scale, lo, hi, 0, &s->op);
@@ -560,9 +897,19 @@ static imgsim_status build_binary(const exec_ctx *c, const ir_op *op, step *s, i
         else
             xs = xnn_create_multiply_nd_qu8(za, a->scale, zb, b->scale, zy, y->scale, lo, hi, 0,
                                             &s->op);
+        /* constant operands (an ONNX QLinearAdd's bias): a padded copy, since XNNPACK's
+         * kernels may read a vector past the end */
+        for (int i = 0; i < 2 && xs == xnn_status_success; i++) {
+            const ir_tensor *t = i ? b : a;
+            if (!t->data)
+                continue;
+            if (!(s->consts[i] = calloc(1, t->nbytes + PAD_BYTES)))
+                return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            memcpy(s->consts[i], t->data, t->nbytes);
+        }
     } else {
         float lo, hi;
-        act_range_f(y, op->act, &lo, &hi);
+        op_range_f(c->p, op, y, &lo, &hi);
         if (op->kind == IR_ADD)
             xs = xnn_create_add_nd_f32(lo, hi, 0, &s->op);
         else if (op->kind == IR_SUB)
@@ -579,13 +926,50 @@ static imgsim_status build_binary(const exec_ctx *c, const ir_op *op, step *s, i
     return xs == xnn_status_success ? IMGSIM_OK : xnn_fail(err, op, xs);
 }
 
+/* Element-wise function of a node on real values (the quant tables' source). */
+static float unary_f(const ir_op *op, float r)
+{
+    switch (op->kind) {
+    case IR_LEAKY_RELU: return r < 0.0f ? op->alpha * r : r;
+    case IR_HARD_SIGMOID: return fmaxf(0.0f, fminf(1.0f, op->alpha * r + op->beta));
+    case IR_CLAMP: return fminf(fmaxf(r, op->lo), op->hi);
+    case IR_HARD_SWISH: return r * fminf(fmaxf(r + 3.0f, 0.0f), 6.0f) / 6.0f;
+    case IR_RELU: return fmaxf(r, 0.0f);
+    case IR_RELU6: return fminf(fmaxf(r, 0.0f), 6.0f);
+    default: return r;
+    }
+}
+
+/* Quantized element-wise node as a table: dequantize each byte, apply the function,
+ * quantize (round half to even, as ONNX QuantizeLinear) with the fused activation's range. */
+static imgsim_status build_lut(const exec_ctx *c, const ir_op *op, step *s, imgsim_error *err)
+{
+    const ir_tensor *x = &c->p->g->t[op->in[0]], *y = &c->p->g->t[op->out];
+    uint8_t lo, hi;
+    op_range_q(c->p, op, y, &lo, &hi);
+    if (!(s->lut = malloc(256)))
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    for (int v = 0; v < 256; v++) {
+        float r = unary_f(op, ((float)v - (float)x->zero_point) * x->scale);
+        float q = nearbyintf(r / y->scale) + (float)y->zero_point;
+        q = q < (float)lo ? (float)lo : q > (float)hi ? (float)hi : q;
+        s->lut[v] = (uint8_t)q; /* NaN cannot occur: finite inputs, parameters checked */
+    }
+    return IMGSIM_OK;
+}
+
 static imgsim_status build_unary(const exec_ctx *c, const ir_op *op, step *s, imgsim_error *err)
 {
     const ir_graph *g = c->p->g;
     const ir_tensor *x = &g->t[op->in[0]], *y = &g->t[op->out];
-    size_t ch = (size_t)x->shape[x->rank - 1];
+    size_t ch = x->rank > 0 ? (size_t)x->shape[x->rank - 1] : 1;
     enum xnn_status xs = xnn_status_unsupported_parameter;
     int q = c->p->quant;
+    if (q && (op->kind == IR_LEAKY_RELU || op->kind == IR_HARD_SIGMOID ||
+              op->kind == IR_CLAMP || op->kind == IR_HARD_SWISH ||
+              ((op->kind == IR_RELU || op->kind == IR_RELU6) &&
+               (x->scale != y->scale || x->zero_point != y->zero_point))))
+        return build_lut(c, op, s, err);
     switch (op->kind) {
     case IR_SOFTMAX:
         if (op->beta != 1.0f)
@@ -606,10 +990,7 @@ static imgsim_status build_unary(const exec_ctx *c, const ir_op *op, step *s, im
     case IR_RELU:
     case IR_RELU6: {
         ir_act act = op->kind == IR_RELU ? IR_ACT_RELU : IR_ACT_RELU6;
-        if (q) {
-            if (x->scale != y->scale || x->zero_point != y->zero_point)
-                return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "node '%s': requantizing relu",
-                                   op->name);
+        if (q) { /* same quantization in and out (else a table, above) */
             uint8_t lo, hi;
             act_range_q(y, act, &lo, &hi);
             xs = xnn_create_clamp_nc_u8(ch, ch, ch, lo, hi, 0, &s->op);
@@ -620,8 +1001,21 @@ static imgsim_status build_unary(const exec_ctx *c, const ir_op *op, step *s, im
         }
         break;
     }
+    case IR_CLAMP: { /* fp32 (quant plans use a table) */
+        float lo, hi;
+        op_range_f(c->p, op, y, &lo, &hi);
+        lo = fmaxf(lo, op->lo);
+        hi = fminf(hi, op->hi);
+        if (!(lo < hi)) /* XNNPACK wants a proper range; a constant output is a by-hand loop */
+            return IMGSIM_OK;
+        xs = xnn_create_clamp_nc_f32(ch, ch, ch, lo, hi, 0, &s->op);
+        break;
+    }
+    case IR_LEAKY_RELU:
+        xs = xnn_create_leaky_relu_nc_f32(ch, ch, ch, op->alpha, 0, &s->op);
+        break;
     default:
-        return IMGSIM_OK; /* handled by hand in run_step */
+        return IMGSIM_OK; /* handled by hand in run_by_hand */
     }
     return xs == xnn_status_success ? IMGSIM_OK : xnn_fail(err, op, xs);
 }
@@ -636,8 +1030,10 @@ void exec_ctx_free(exec_ctx *c)
                 xnn_delete_operator(c->steps[i].op);
             qconv_free(c->steps[i].qc);
             qdwconv_free(c->steps[i].qdw);
+            fconv_free(c->steps[i].fc);
             free(c->steps[i].consts[0]);
             free(c->steps[i].consts[1]);
+            free(c->steps[i].lut);
         }
     free(c->steps);
     free(c->arena);
@@ -675,7 +1071,7 @@ imgsim_status exec_ctx_new(const exec_plan *p, int threads, int max_batch, exec_
     for (int i = 0; i < p->g->nops; i++) {
         const ir_op *op = &p->g->ops[i];
         imgsim_status st = IMGSIM_OK;
-        if (is_alias(p->g, op, p->quant))
+        if (step_alias(p, i))
             continue;
         switch (op->kind) {
         case IR_CONV2D: case IR_DWCONV2D: st = build_conv(c, op, &c->steps[i], err); break;
@@ -721,19 +1117,17 @@ static void *tensor_ptr(const exec_ctx *c, int t)
     return c->arena + c->p->offset[r] * (size_t)c->max_batch;
 }
 
-/* Shape for nd operators: activations get the batch folded into dim 0; constants as stored. */
-static size_t nd_shape(const exec_ctx *c, const ir_tensor *t, int batch, size_t *shape)
+/* Shape of a binary operand for XNNPACK's nd operators: numpy-aligned to the output's rank
+ * (leading 1s), under an outer batch dimension — `batch` for activations (images lie one
+ * after another in the arena), 1 for constants, which XNNPACK broadcasts over it. */
+static size_t nd_shape(const ir_tensor *t, int out_rank, int batch, size_t *shape)
 {
-    if (t->rank == 0) {
-        shape[0] = 1;
-        return 1;
+    shape[0] = t->data ? 1 : (size_t)batch;
+    for (int i = 0; i < out_rank; i++) {
+        int k = i - (out_rank - t->rank);
+        shape[1 + i] = k >= 0 ? (size_t)t->shape[k] : 1;
     }
-    for (int i = 0; i < t->rank; i++)
-        shape[i] = (size_t)t->shape[i];
-    if (!t->data)
-        shape[0] *= (size_t)batch;
-    (void)c;
-    return (size_t)t->rank;
+    return (size_t)out_rank + 1;
 }
 
 static enum xnn_status setup_step(exec_ctx *c, int i, int n)
@@ -745,7 +1139,7 @@ static enum xnn_status setup_step(exec_ctx *c, int i, int n)
         return xnn_status_success;
     const ir_tensor *x = &g->t[op->in[0]];
     void *in = tensor_ptr(c, op->in[0]), *out = tensor_ptr(c, op->out);
-    size_t rows = (size_t)n * (size_t)(ir_numel(x) / x->shape[x->rank - 1]);
+    size_t rows = (size_t)n * (size_t)(x->rank > 0 ? ir_numel(x) / x->shape[x->rank - 1] : 1);
     int q = c->p->quant;
     pthreadpool_t pool = c->pool;
     switch (op->kind) {
@@ -782,10 +1176,11 @@ static enum xnn_status setup_step(exec_ctx *c, int i, int n)
     case IR_SUB:
     case IR_MUL: {
         const ir_tensor *a = x, *b = &g->t[op->in[1]];
-        size_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
-        size_t ra = nd_shape(c, a, n, sa), rb = nd_shape(c, b, n, sb);
-        const void *pa = a->data ? (q ? (const void *)a->data : s->consts[0]) : in;
-        const void *pb = b->data ? (q ? (const void *)b->data : s->consts[1]) : tensor_ptr(c, op->in[1]);
+        size_t sa[IR_MAX_RANK + 1], sb[IR_MAX_RANK + 1];
+        int yr = g->t[op->out].rank;
+        size_t ra = nd_shape(a, yr, n, sa), rb = nd_shape(b, yr, n, sb);
+        const void *pa = a->data ? s->consts[0] : in;
+        const void *pb = b->data ? s->consts[1] : tensor_ptr(c, op->in[1]);
         if (q) {
             if (op->kind == IR_ADD)
                 return xnn_setup_add_nd_qu8(s->op, ra, sa, rb, sb, pa, pb, out, pool);
@@ -811,16 +1206,52 @@ static enum xnn_status setup_step(exec_ctx *c, int i, int n)
     case IR_RELU6:
         return q ? xnn_setup_clamp_nc_u8(s->op, rows, in, out, pool)
                  : xnn_setup_clamp_nc_f32(s->op, rows, in, out, pool);
+    case IR_CLAMP:
+        return xnn_setup_clamp_nc_f32(s->op, rows, in, out, pool);
+    case IR_LEAKY_RELU:
+        return xnn_setup_leaky_relu_nc_f32(s->op, rows, in, out, pool);
     default:
         return xnn_status_invalid_parameter;
     }
 }
 
-/* Nodes XNNPACK has no operator for: requantize, dequantize (quant plans) and concat. */
-static void run_by_hand(exec_ctx *c, const ir_op *op, int n)
+/* Nodes XNNPACK has no operator for: requantize, dequantize (quant plans), concat, the
+ * quant tables, and (fp32) HardSigmoid and degenerate clamps. */
+static void run_by_hand(exec_ctx *c, const ir_op *op, const step *s, int n)
 {
     const ir_graph *g = c->p->g;
     const ir_tensor *x = &g->t[op->in[0]], *y = &g->t[op->out];
+    if (s->lut) {
+        const uint8_t *in = tensor_ptr(c, op->in[0]);
+        uint8_t *out = tensor_ptr(c, op->out);
+        size_t cnt = (size_t)n * (size_t)ir_numel(y);
+        for (size_t k = 0; k < cnt; k++)
+            out[k] = s->lut[in[k]];
+        return;
+    }
+    if (!c->p->quant && (op->kind == IR_HARD_SIGMOID || op->kind == IR_CLAMP)) {
+        const float *in = tensor_ptr(c, op->in[0]);
+        float *out = tensor_ptr(c, op->out);
+        size_t cnt = (size_t)n * (size_t)ir_numel(y);
+        float lo, hi;
+        op_range_f(c->p, op, y, &lo, &hi);
+        if (op->kind == IR_CLAMP) {
+            lo = fmaxf(lo, op->lo);
+            hi = fminf(hi, op->hi);
+            for (size_t k = 0; k < cnt; k++)
+                out[k] = fminf(fmaxf(in[k], lo), hi);
+            return;
+        }
+        lo = fmaxf(lo, 0.0f);
+        hi = fminf(hi, 1.0f);
+        float a = op->alpha, b = op->beta;
+        for (size_t k = 0; k < cnt; k++) {
+            float v = a * in[k] + b;
+            v = v < lo ? lo : v;
+            out[k] = v > hi ? hi : v;
+        }
+        return;
+    }
     if (op->kind == IR_QUANTIZE || op->kind == IR_DEQUANTIZE) {
         /* quant plans keep uint8 everywhere: a requantization between two scales */
         const uint8_t *in = tensor_ptr(c, op->in[0]);
@@ -960,6 +1391,39 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
     return run_layers(c, rgb, n, mean, std, err);
 }
 
+/* Add on qadd_run: operand "a" full, "b" repeating (own_add 2: the operands swapped). */
+static void run_add(exec_ctx *c, const ir_op *op, const step *s, int n)
+{
+    const ir_graph *g = c->p->g;
+    int ia = s->own_add == 1 ? 0 : 1, ib = 1 - ia;
+    const ir_tensor *a = &g->t[op->in[ia]], *b = &g->t[op->in[ib]];
+    size_t ny = (size_t)ir_numel(&g->t[op->out]), lb = (size_t)ir_numel(b);
+    const uint8_t *pa = a->data ? s->consts[ia] : tensor_ptr(c, op->in[ia]);
+    const uint8_t *pb = b->data ? s->consts[ib] : tensor_ptr(c, op->in[ib]);
+    uint8_t *out = tensor_ptr(c, op->out); /* "a" is an activation (build_binary) */
+    if (b->data || lb == ny) { /* b the same for every image, or as long as a */
+        qadd_run(&s->add, pa, pb, b->data ? lb : lb * (size_t)n, ny * (size_t)n, out, c->pool);
+        return;
+    }
+    for (int i = 0; i < n; i++) /* an activation repeating within each image */
+        qadd_run(&s->add, pa + (size_t)i * ny, pb + (size_t)i * lb, lb, ny,
+                 out + (size_t)i * ny, c->pool);
+}
+
+/* Input byte for each raw channel value v of a float-fed quantized input:
+ * q = round_half_even(((v - mean) / std) / scale) + zero_point, clamped to 0..255 (ONNX
+ * QuantizeLinear of the normalised image). */
+static void input_tables(const ir_tensor *in, const float mean[3], const float std[3],
+                         uint8_t lut[3][256])
+{
+    for (int k = 0; k < 3; k++)
+        for (int v = 0; v < 256; v++) {
+            float f = ((float)v - mean[k]) / std[k];
+            float q = nearbyintf(f / in->scale) + (float)in->zero_point;
+            lut[k][v] = (uint8_t)(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
+        }
+}
+
 /* The whole batch operator by operator, each operator spread over the pool. */
 static imgsim_status run_layers(exec_ctx *c, const uint8_t *const *rgb, int n,
                                 const float mean[3], const float std[3], imgsim_error *err)
@@ -968,17 +1432,39 @@ static imgsim_status run_layers(exec_ctx *c, const uint8_t *const *rgb, int n,
     const ir_graph *g = p->g;
     const ir_tensor *in = &g->t[g->input];
     size_t px = (size_t)(in->shape[1] * in->shape[2]);
-    if (p->quant) {
+    if (p->quant && g->input_from_float) {
+        /* normalised floats quantized with the input's scale: one table per channel */
+        if (!c->lut_ready || memcmp(c->lut_mean, mean, sizeof c->lut_mean) != 0 ||
+            memcmp(c->lut_std, std, sizeof c->lut_std) != 0) {
+            input_tables(in, mean, std, c->in_lut);
+            memcpy(c->lut_mean, mean, sizeof c->lut_mean);
+            memcpy(c->lut_std, std, sizeof c->lut_std);
+            c->lut_ready = 1;
+        }
+        uint8_t *dst = tensor_ptr(c, g->input);
+        for (int i = 0; i < n; i++) {
+            uint8_t *d = dst + (size_t)i * px * 3;
+            const uint8_t *src = rgb[i];
+            for (size_t k = 0; k < px; k++) {
+                d[3 * k] = c->in_lut[0][src[3 * k]];
+                d[3 * k + 1] = c->in_lut[1][src[3 * k + 1]];
+                d[3 * k + 2] = c->in_lut[2][src[3 * k + 2]];
+            }
+        }
+    } else if (p->quant) {
         uint8_t *dst = tensor_ptr(c, g->input);
         for (int i = 0; i < n; i++)
             memcpy(dst + (size_t)i * px * 3, rgb[i], px * 3);
     } else {
         float *dst = tensor_ptr(c, g->input);
         float m[3], inv[3];
+        /* TFLite uint8 models take raw pixels: their input quantization is the
+         * normalisation. Float-fed inputs (ONNX QuantizeLinear) use mean/std, as float
+         * models do; the input quantization is not emulated. */
+        int raw = in->dtype == IR_U8 && !g->input_from_float;
         for (int k = 0; k < 3; k++) {
-            /* uint8 models take raw pixels: their input quantization is the normalisation */
-            m[k] = in->dtype == IR_U8 ? (float)in->zero_point : mean[k];
-            inv[k] = in->dtype == IR_U8 ? in->scale : 1.0f / std[k];
+            m[k] = raw ? (float)in->zero_point : mean[k];
+            inv[k] = raw ? in->scale : 1.0f / std[k];
         }
         for (int i = 0; i < n; i++)
             for (size_t k = 0; k < px * 3; k++)
@@ -997,7 +1483,29 @@ static imgsim_status run_layers(exec_ctx *c, const uint8_t *const *rgb, int n,
     for (int i = 0; i < g->nops; i++) {
         const ir_op *op = &g->ops[i];
         const ir_tensor *x = &g->t[op->in[0]], *y = &g->t[op->out];
-        if (c->steps[i].qc) {
+        if (c->steps[i].own_add) {
+            run_add(c, op, &c->steps[i], n);
+        } else if (c->steps[i].own_gap) {
+            const ir_tensor *yq = &g->t[op->out];
+            uint8_t lo, hi;
+            op_range_q(c->p, op, yq, &lo, &hi);
+            qgap_run(tensor_ptr(c, op->in[0]), (size_t)n, (size_t)(x->shape[1] * x->shape[2]),
+                     (size_t)x->shape[3], x->scale, x->zero_point, yq->scale, yq->zero_point, lo,
+                     hi, tensor_ptr(c, op->out));
+        } else if (c->steps[i].fc) {
+            int fcl = op->kind == IR_FULLY_CONNECTED;
+            size_t rows = fcl ? (size_t)n * (size_t)(ir_numel(x) / g->t[op->in[1]].shape[1])
+                              : (size_t)n;
+            fconv_run(c->steps[i].fc, rows, fcl ? 1 : (size_t)x->shape[1],
+                      fcl ? 1 : (size_t)x->shape[2], fcl ? 1 : (size_t)y->shape[1],
+                      fcl ? 1 : (size_t)y->shape[2], tensor_ptr(c, op->in[0]),
+                      tensor_ptr(c, op->out), c->pool);
+        } else if (c->steps[i].qc && op->kind == IR_FULLY_CONNECTED) {
+            /* rows of k as 1x1 "images" */
+            size_t rows = (size_t)n * (size_t)(ir_numel(x) / g->t[op->in[1]].shape[1]);
+            qconv_run(c->steps[i].qc, rows, 1, 1, 1, 1, tensor_ptr(c, op->in[0]),
+                      tensor_ptr(c, op->out), c->pool);
+        } else if (c->steps[i].qc) {
             qconv_run(c->steps[i].qc, (size_t)n, (size_t)x->shape[1], (size_t)x->shape[2],
                       (size_t)y->shape[1], (size_t)y->shape[2], tensor_ptr(c, op->in[0]),
                       tensor_ptr(c, op->out), c->pool);
@@ -1009,8 +1517,8 @@ static imgsim_status run_layers(exec_ctx *c, const uint8_t *const *rgb, int n,
             enum xnn_status xs = xnn_run_operator(c->steps[i].op, c->pool);
             if (xs != xnn_status_success)
                 return xnn_fail(err, op, xs);
-        } else if (!is_alias(g, op, p->quant)) {
-            run_by_hand(c, op, n);
+        } else if (!step_alias(p, i)) {
+            run_by_hand(c, op, &c->steps[i], n);
         }
     }
     /* Workers spin between operators; once the batch is done let them sleep, so decode
@@ -1022,8 +1530,10 @@ static imgsim_status run_layers(exec_ctx *c, const uint8_t *const *rgb, int n,
 
 void exec_read(const exec_ctx *c, int t, int i, float *out)
 {
-    const ir_tensor *x = &c->p->g->t[t];
-    size_t cnt = (size_t)ir_numel(x);
+    /* quant plans: the bytes' quantization is the buffer owner's (a float dequantize output
+     * aliases its input; reshapes share their input's parameters) */
+    const ir_tensor *x = &c->p->g->t[c->p->quant ? c->p->root[t] : t];
+    size_t cnt = (size_t)ir_numel(&c->p->g->t[t]);
     if (t == c->p->emb && c->p->emb_pool_in >= 0) {
         const ir_tensor *f = &c->p->g->t[c->p->emb_pool_in];
         size_t hw = (size_t)(f->shape[1] * f->shape[2]);

@@ -25,6 +25,12 @@ typedef struct exec_plan {
     int out;            /* classifier output tensor (graph output) */
     int emb_pool_in;    /* quant plans whose embedding is a global average pool: the pool's
                          * input, averaged in float by exec_read (else -1) */
+    uint8_t *fused;     /* per node: 1 = a Relu/Relu6/Clamp folded into its producer's output
+                         * range (the producer's only reader); the node is then an alias */
+    float *fuse_lo, *fuse_hi; /* per node: output range folded in (-INF/INF: none) */
+    int ort_arith;      /* quant plans of ONNX-quantized graphs (int8 weights or a float-fed
+                         * input) on AVX512 CPUs: Add and global average pooling follow ONNX
+                         * Runtime's arithmetic bit for bit (TFLite graphs keep XNNPACK's) */
 } exec_plan;
 
 /* `precision`: IMGSIM_PRECISION_QUANT fails if the graph cannot run quantized. */

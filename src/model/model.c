@@ -2,6 +2,12 @@
  * model.c — the public model API: open a model (by registry name, manifest or file), pick
  * the embedding tensor, load class labels, and run images through inference contexts.
  *
+ * Model files are TFLite (TFL3 identifier) or ONNX (a protobuf ModelProto: first byte 0x08,
+ * the ir_version field, or a .onnx name). A bare ONNX file without a manifest gets
+ * torchvision's preprocessing (ImageNet mean / std on 0..1 pixels) and, when it classifies
+ * 1000 or 1001 classes, the imagenet_labels.txt beside it; a label file with one line more
+ * than the classes has a background class first (label_offset 1).
+ *
  * A model owns its graph IR and execution plan and is read-only once open; each
  * imgsim_ctx owns its XNNPACK operators, arena and thread pool, so several contexts (one per
  * thread) can share one model.
@@ -34,6 +40,7 @@ struct imgsim_model {
     exec_plan plan;
     int emb, dim;
     int nclasses;      /* classifier outputs (0 if none) */
+    int onnx;          /* read from an ONNX file */
     char **labels;     /* nlabels entries, may be NULL */
     int nlabels;
     int normalize;
@@ -204,13 +211,17 @@ static imgsim_status load_labels(imgsim_model *m, const char *dir, imgsim_error 
         m->nlabels = i + 1;
     }
     g_strfreev(lines);
+    /* one label more than classes: the file starts with a background class */
+    if (m->nclasses > 0 && m->nlabels == m->nclasses + 1 && m->man.label_offset == 0)
+        m->man.label_offset = 1;
     return IMGSIM_OK;
 }
 
 /* Resolve `name_or_path` into a manifest and the model file's path (caller frees). */
 static imgsim_status resolve(const char *spec, imgsim_manifest *man, char **file, char **dir,
-                             imgsim_error *err)
+                             int *bare, imgsim_error *err)
 {
+    *bare = 0;
     struct stat st;
     imgsim_status s;
     if (stat(spec, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -241,6 +252,7 @@ static imgsim_status resolve(const char *spec, imgsim_manifest *man, char **file
                 man->mean[k] = 127.5f;
                 man->std[k] = 127.5f;
             }
+            *bare = 1;
         }
         *file = g_strdup(spec);
         return IMGSIM_OK;
@@ -275,6 +287,17 @@ static imgsim_status open_composite(const char *spec, const imgsim_manifest *bm,
                                     const imgsim_model_opts *o, imgsim_model **out,
                                     imgsim_error *err);
 
+/* A bare ONNX file: torchvision's recipe, pixels / 255 then ImageNet mean / std, which in
+ * the manifest's units (x = (pixel - mean) / std) is mean 255 * m, std 255 * s. */
+static void onnx_defaults(imgsim_model *m)
+{
+    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    for (int k = 0; k < 3; k++) {
+        m->man.mean[k] = 255.0f * mean[k];
+        m->man.std[k] = 255.0f * std[k];
+    }
+}
+
 imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, imgsim_model **out,
                                 imgsim_error *err)
 {
@@ -299,15 +322,25 @@ imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, im
     char *file = NULL, *dir = NULL;
     uint8_t *bytes = NULL;
     size_t len = 0;
-    s = resolve(spec, &m->man, &file, &dir, err);
+    int bare = 0;
+    s = resolve(spec, &m->man, &file, &dir, &bare, err);
     if (s == IMGSIM_OK)
         s = read_all(file, &bytes, &len, err);
     if (s == IMGSIM_OK) {
         if (len >= 8 && memcmp(bytes + 4, "TFL3", 4) == 0) {
             s = tflite_read(bytes, len, &m->g, err); /* takes `bytes` */
+        } else if (bytes[0] == 0x08 || g_str_has_suffix(file, ".onnx")) {
+            char *fdir = g_path_get_dirname(file);
+            m->onnx = 1;
+            s = fdir ? onnx_read(bytes, len, fdir, &m->g, err) /* takes `bytes` */
+                     : (free(bytes), imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory"));
+            g_free(fdir);
+            if (s == IMGSIM_OK && bare)
+                onnx_defaults(m);
         } else {
             free(bytes);
-            s = imgsim_fail(err, IMGSIM_E_MODEL, "not a TFLite model (unknown file format)");
+            s = imgsim_fail(err, IMGSIM_E_MODEL,
+                            "not a TFLite or ONNX model (unknown file format)");
         }
         if (s != IMGSIM_OK)
             imgsim_fail_prefix(err, "%s", file);
@@ -331,10 +364,13 @@ imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, im
         s = exec_plan_make(&m->g, o->precision, m->emb, &m->plan, err);
     if (s == IMGSIM_OK) {
         m->dim = (int)ir_numel(&m->g.t[m->emb]);
-        /* A classifier ends in a softmax over more than one class. */
+        /* A classifier ends in a softmax over more than one class, or outputs logits. */
         int p = ir_producer(&m->g, m->g.output);
-        if (p >= 0 && m->g.ops[p].kind == IR_SOFTMAX && m->g.output != m->emb)
+        if (((p >= 0 && m->g.ops[p].kind == IR_SOFTMAX) || m->g.output_logits) &&
+            m->g.output != m->emb)
             m->nclasses = (int)ir_numel(&m->g.t[m->g.output]);
+        if (bare && m->onnx && !*m->man.labels && (m->nclasses == 1000 || m->nclasses == 1001))
+            snprintf(m->man.labels, sizeof m->man.labels, "imagenet_labels.txt");
         m->normalize = !o->no_normalize;
         m->threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
         if (m->threads < 1)
@@ -468,6 +504,41 @@ static char *describe_composite(const imgsim_model *m)
     return g_string_free(s, FALSE);
 }
 
+static void append_shape(GString *s, const ir_tensor *t)
+{
+    g_string_append_c(s, '[');
+    for (int d = 0; d < t->rank; d++)
+        g_string_append_printf(s, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+    g_string_append_c(s, ']');
+}
+
+/* ONNX models: the output, and the tensors worth embedding — global pools (1x1 spatial or
+ * 2-d) and fully connected layers — with the automatic choice marked. */
+static void describe_onnx(const imgsim_model *m, GString *s)
+{
+    const ir_graph *g = &m->g;
+    const ir_tensor *out = &g->t[g->output];
+    g_string_append_printf(s, "format:      ONNX, NCHW converted to NHWC at load%s\n",
+                           g->input_from_float ? "; quantized input fed normalised floats" : "");
+    g_string_append_printf(s, "output:      %s %s ", out->name, ir_dtype_name(out->dtype));
+    append_shape(s, out);
+    g_string_append_printf(s, "%s\n", g->output_logits ? " logits (softmax applied for classes)" : "");
+    g_string_append(s, "embedding candidates (--layer):\n");
+    for (int i = 0; i < g->nops; i++) {
+        const ir_op *op = &g->ops[i];
+        const ir_tensor *t = &g->t[op->out];
+        int pool = (op->kind == IR_MEAN || op->kind == IR_AVG_POOL || op->kind == IR_MAX_POOL) &&
+                   (t->rank == 2 || (t->rank == 4 && t->shape[1] == 1 && t->shape[2] == 1));
+        if (!pool && op->kind != IR_FULLY_CONNECTED && op->out != m->emb)
+            continue;
+        g_string_append_printf(s, "  %s %-16s ", op->out == m->emb ? "*" : " ",
+                               ir_op_name(op->kind));
+        append_shape(s, t);
+        g_string_append_printf(s, " %s (%lld-d)%s\n", t->name, (long long)ir_numel(t),
+                               op->out == m->emb ? "  <- default" : "");
+    }
+}
+
 char *imgsim_model_describe(const imgsim_model *m)
 {
     if (m->nparts)
@@ -494,6 +565,8 @@ char *imgsim_model_describe(const imgsim_model *m)
     g_string_append_printf(s, "embedding:   %s (%d-d%s)\n", g->t[m->emb].name, m->dim,
                            m->normalize ? ", L2-normalised" : "");
     g_string_append_printf(s, "classes:     %d\n", m->nclasses);
+    if (m->onnx)
+        describe_onnx(m, s);
     g_string_append(s, "operators:  ");
     for (int k = 0; k < IR_OP_COUNT; k++)
         if (counts[k])
@@ -574,6 +647,21 @@ static void l2_normalize(float *v, int n)
         v[i] *= inv;
 }
 
+/* Logits -> probabilities, in place. */
+static void softmax(float *v, int n)
+{
+    float mx = v[0];
+    for (int i = 1; i < n; i++)
+        mx = v[i] > mx ? v[i] : mx;
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        v[i] = expf(v[i] - mx);
+        s += v[i];
+    }
+    for (int i = 0; i < n; i++)
+        v[i] = (float)(v[i] / s);
+}
+
 /* A composite: each part embeds the chunk; its (normalised) vectors land side by side. */
 static imgsim_status embed_composite(imgsim_ctx *c, const imgsim_image *imgs, int n, float *out,
                                      float *logits, imgsim_error *err)
@@ -625,8 +713,12 @@ imgsim_status imgsim_embed(imgsim_ctx *c, const imgsim_image *imgs, int n, float
             exec_read(c->ex, m->emb, i, v);
             if (m->normalize)
                 l2_normalize(v, m->dim);
-            if (logits && m->nclasses > 0)
-                exec_read(c->ex, m->g.output, i, logits + (size_t)(done + i) * (size_t)m->nclasses);
+            if (logits && m->nclasses > 0) {
+                float *lg = logits + (size_t)(done + i) * (size_t)m->nclasses;
+                exec_read(c->ex, m->g.output, i, lg);
+                if (m->g.output_logits)
+                    softmax(lg, m->nclasses);
+            }
         }
         done += b;
     }

@@ -4,7 +4,7 @@
  *
  * Installed layout, one directory ($IMGSIM_MODEL_DIR, else $XDG_DATA_HOME/imgsim/models,
  * else ~/.local/share/imgsim/models):
- *     NAME.tflite   the model file (name from the manifest)
+ *     NAME.tflite   the model file (name from the manifest; .onnx for the ONNX zoo models)
  *     NAME.json     its manifest (written last, so a present manifest means a complete install)
  *     imagenet_labels.txt
  * Files are written to a temporary name, verified, then renamed: an interrupted install
@@ -31,6 +31,16 @@
  * than shorter-side + centre crop: Wang-1k P@10 0.968 vs 0.967, Myntra 0.730 vs 0.711
  * (docs/MODELS.md). */
 #define PREP_224 {224, 0, IMGSIM_RESIZE_SQUASH, 0, 0, 0, 0, 0, 0, 0}
+/* The torchvision / ONNX model zoo recipe: shorter side 256, centre crop 224. */
+#define PREP_256_224 {224, 256, IMGSIM_RESIZE_SHORTER_CROP, 0, 0, 0, 0, 0, 0, 0}
+/* ImageNet mean/std in 0..255 units: (p/255 - 0.485) / 0.229 == (p - 123.675) / 58.395. */
+#define IMAGENET_MEAN {123.675f, 116.28f, 103.53f}
+#define IMAGENET_STD {58.395f, 57.12f, 57.375f}
+/* The ONNX model zoo (github.com/onnx/models, Git LFS; "raw" URLs redirect to the LFS
+ * media). SHA-256 and sizes from the zoo's ONNX_HUB_MANIFEST.json / LFS pointers. Their
+ * classifiers have 1000 classes; imagenet_labels.txt has 1001 lines with "background" first,
+ * hence label_offset 1. */
+#define ZOO "https://github.com/onnx/models/raw/main/validated/vision/classification/"
 
 static const imgsim_manifest builtins[] = {
     /* The default: the best retrieval measured here on all three labelled collections
@@ -62,6 +72,40 @@ static const imgsim_manifest builtins[] = {
      "https://storage.googleapis.com/mediapipe-assets/mobilenet_v3_small_075_224_embedder.tflite",
      "", "", "MediaPipe MobileNetV3-Small 0.75 image embedder, float32, 1024-d", PREP_224,
      {0.0f, 0.0f, 0.0f}, {255.0f, 255.0f, 255.0f}, 0, ""},
+    /* 102,583,340 bytes; MXNet (Gluon) export, opset 7, input "data" [N,3,224,224] */
+    {"resnet50", "resnet50-v1-7.onnx",
+     "af16a04a6ec48ac494065d4439fe9dea590d337b9ca6dc328160ccf04a217b9c",
+     ZOO "resnet/model/resnet50-v1-7.onnx", "imagenet_labels.txt", "resnetv17_pool1_fwd",
+     "ResNet-50 v1 (ONNX model zoo), float32, 2048-d embedding", PREP_256_224, IMAGENET_MEAN,
+     IMAGENET_STD, 1, ""},
+    /* 553,437,328 bytes; MXNet export, opset 7, input "data" [1,3,224,224]; no global pool:
+     * the embedding is fc7 (4096-d, the input of the last Gemm) */
+    {"vgg16", "vgg16-7.onnx", "f20805a3ecccaa88647bbab4ad011ff2412a9838485ea844de0fcbce349820b9",
+     ZOO "vgg/model/vgg16-7.onnx", "imagenet_labels.txt", "flatten_70",
+     "VGG-16 (ONNX model zoo), float32, 4096-d embedding (fc7)", PREP_256_224, IMAGENET_MEAN,
+     IMAGENET_STD, 1, ""},
+    /* 14,246,826 bytes; MXNet export, opset 7, input "data" [1,3,224,224] */
+    {"mobilenetv2", "mobilenetv2-7.onnx",
+     "c1c513582d56afceff8516c73804e484c81c6a830712ab6d682253f4a3cd042f",
+     ZOO "mobilenet/model/mobilenetv2-7.onnx", "imagenet_labels.txt",
+     "mobilenetv20_features_pool0_fwd",
+     "MobileNetV2 1.0 (ONNX model zoo), float32, 1280-d embedding", PREP_256_224, IMAGENET_MEAN,
+     IMAGENET_STD, 1, ""},
+    /* 3,655,033 bytes; opset 12, QLinearConv (per-channel int8 weights), com.microsoft
+     * QLinearAdd / QLinearGlobalAveragePool; input "input" [batch_size,3,224,224] float */
+    {"mobilenetv2_int8", "mobilenetv2-12-int8.onnx",
+     "cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f",
+     ZOO "mobilenet/model/mobilenetv2-12-int8.onnx", "imagenet_labels.txt", "",
+     "MobileNetV2 1.0 (ONNX model zoo), int8, 1280-d embedding", PREP_256_224, IMAGENET_MEAN,
+     IMAGENET_STD, 1, ""},
+    /* 51,946,641 bytes; tf2onnx export, opset 11, NHWC input "images:0" [1,224,224,3] followed
+     * by a Transpose; (p - 127) / 128 */
+    {"efficientnet_lite4", "efficientnet-lite4-11.onnx",
+     "d111689907c06eea7c82e4833ddef758da6453b9d4cf60b7e99ca05c7cbd9c12",
+     ZOO "efficientnet-lite4/model/efficientnet-lite4-11.onnx", "imagenet_labels.txt",
+     "efficientnet-lite4/model/head/AvgPool:0",
+     "EfficientNet-Lite4 (ONNX model zoo), float32, 1280-d embedding", PREP_256_224,
+     {127.0f, 127.0f, 127.0f}, {128.0f, 128.0f, 128.0f}, 1, ""},
 };
 
 const imgsim_manifest *imgsim_builtin_manifests(int *n)

@@ -4,10 +4,12 @@
  * Walks operators in order, computes each output's shape from its inputs and the operator's
  * attributes, fills shapes the file left out (some TFLite files omit intermediate shapes) and
  * rejects a stored shape that disagrees. It also computes explicit padding for SAME/VALID
- * convolutions and pools, so the executor never has to. Dimension 0 is the batch.
+ * convolutions and pools, so the executor never has to; pads a front-end set itself
+ * (op->pad_explicit: ONNX pads, possibly asymmetric) are kept. Dimension 0 is the batch.
  */
 #include "model/graph.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -34,6 +36,37 @@ static int spatial(int64_t in, int k, int stride, int dil, int same, int64_t *ou
     *before = (int)(total / 2);
     *after = (int)(total - total / 2);
     return 0;
+}
+
+/* One spatial dimension with the front-end's own padding (ONNX pads, floor rounding). */
+static int spatial_explicit(int64_t in, int k, int stride, int dil, int before, int after,
+                            int64_t *out)
+{
+    int64_t eff = (int64_t)(k - 1) * dil + 1, span = in + before + after;
+    if (before < 0 || after < 0 || stride < 1 || span < eff)
+        return -1;
+    *out = (span - eff) / stride + 1;
+    return 0;
+}
+
+/* Output size of both spatial dimensions of a convolution or pool, and its padding. */
+static int spatial2(ir_op *op, const int64_t *in_hw, int dil_h, int dil_w, int64_t *out_hw)
+{
+    if (op->stride_h < 1 || op->stride_w < 1 || dil_h < 1 || dil_w < 1)
+        return -1;
+    if (op->pad_explicit)
+        return spatial_explicit(in_hw[0], op->kh, op->stride_h, dil_h, op->pad_top,
+                                op->pad_bottom, &out_hw[0]) < 0 ||
+                       spatial_explicit(in_hw[1], op->kw, op->stride_w, dil_w, op->pad_left,
+                                        op->pad_right, &out_hw[1]) < 0
+                   ? -1
+                   : 0;
+    return spatial(in_hw[0], op->kh, op->stride_h, dil_h, op->pad_same, &out_hw[0],
+                   &op->pad_top, &op->pad_bottom) < 0 ||
+                   spatial(in_hw[1], op->kw, op->stride_w, dil_w, op->pad_same, &out_hw[1],
+                           &op->pad_left, &op->pad_right) < 0
+               ? -1
+               : 0;
 }
 
 /* Give tensor `ti` the computed shape. Stored activation shapes are only hints: files with
@@ -92,11 +125,9 @@ static imgsim_status infer_op(ir_graph *g, ir_op *op, imgsim_error *err)
         op->kw = (int)w->shape[2];
         s[0] = x->shape[0];
         s[3] = oc;
-        if (spatial(x->shape[1], op->kh, op->stride_h, op->dil_h, op->pad_same, &s[1],
-                    &op->pad_top, &op->pad_bottom) < 0 ||
-            spatial(x->shape[2], op->kw, op->stride_w, op->dil_w, op->pad_same, &s[2],
-                    &op->pad_left, &op->pad_right) < 0)
-            return BAD("node '%s': filter larger than input", op->name);
+        if (spatial2(op, &x->shape[1], op->dil_h, op->dil_w, &s[1]) < 0)
+            return BAD("node '%s': filter larger than input (or bad stride, dilation, pads)",
+                       op->name);
         rank = 4;
         break;
     }
@@ -106,11 +137,12 @@ static imgsim_status infer_op(ir_graph *g, ir_op *op, imgsim_error *err)
             return BAD("node '%s': pooling needs 4-d input and a window", op->name);
         s[0] = x->shape[0];
         s[3] = x->shape[3];
-        if (spatial(x->shape[1], op->kh, op->stride_h, 1, op->pad_same, &s[1], &op->pad_top,
-                    &op->pad_bottom) < 0 ||
-            spatial(x->shape[2], op->kw, op->stride_w, 1, op->pad_same, &s[2], &op->pad_left,
-                    &op->pad_right) < 0)
-            return BAD("node '%s': window larger than input", op->name);
+        /* a window lying wholly in the padding would average nothing */
+        if (op->pad_explicit && (op->pad_top >= op->kh || op->pad_bottom >= op->kh ||
+                                 op->pad_left >= op->kw || op->pad_right >= op->kw))
+            return BAD("node '%s': pooling pads must be smaller than the window", op->name);
+        if (spatial2(op, &x->shape[1], 1, 1, &s[1]) < 0)
+            return BAD("node '%s': window larger than input (or bad stride, pads)", op->name);
         rank = 4;
         break;
     case IR_FULLY_CONNECTED: {
@@ -145,6 +177,12 @@ static imgsim_status infer_op(ir_graph *g, ir_op *op, imgsim_error *err)
                 return BAD("node '%s': shapes do not broadcast", op->name);
             s[i] = a == 1 ? b : a;
         }
+        /* numpy broadcasting within one image (exec adds the batch as an outer dimension) */
+        if (is_const(g, op->in[0]) && is_const(g, op->in[1]))
+            return BAD("node '%s': binary operator on two constants", op->name);
+        if (rank >= IR_MAX_RANK)
+            return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
+                               "node '%s': binary operator of rank %d", op->name, rank);
         break;
     }
     case IR_MEAN: {
@@ -239,6 +277,20 @@ static imgsim_status infer_op(ir_graph *g, ir_op *op, imgsim_error *err)
         op->axis = axis;
         break;
     }
+    case IR_CLAMP:
+        if (!(op->lo <= op->hi))
+            return BAD("node '%s': clamp bounds %g > %g", op->name, (double)op->lo,
+                       (double)op->hi);
+        rank = x->rank;
+        memcpy(s, x->shape, sizeof(int64_t) * (size_t)rank);
+        break;
+    case IR_LEAKY_RELU:
+    case IR_HARD_SIGMOID:
+        if (!isfinite(op->alpha) || (op->kind == IR_HARD_SIGMOID && !isfinite(op->beta)))
+            return BAD("node '%s': %s parameters not finite", op->name, ir_op_name(op->kind));
+        rank = x->rank;
+        memcpy(s, x->shape, sizeof(int64_t) * (size_t)rank);
+        break;
     default: /* element-wise: same shape */
         rank = x->rank;
         memcpy(s, x->shape, sizeof(int64_t) * (size_t)rank);
@@ -263,7 +315,7 @@ imgsim_status ir_infer_shapes(ir_graph *g, imgsim_error *err)
             continue;
         if (t->rank < 0 || ir_dtype_size(t->dtype) == 0 ||
             (size_t)ir_numel(t) * ir_dtype_size(t->dtype) != t->nbytes)
-            return BAD("corrupt TFLite file: constant '%s' has %zu bytes for its shape", t->name,
+            return BAD("corrupt model file: constant '%s' has %zu bytes for its shape", t->name,
                        t->nbytes);
     }
     for (int i = 0; i < g->nops; i++) {

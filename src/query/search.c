@@ -1,12 +1,14 @@
 /*
  * search.c — answering "which k items look most like this?" over a collection.
  *
- * Search runs over distinct vector rows (exact, src/index/exact.c, or the precomputed
- * neighbour table for items of the collection), then each hit row is expanded into the
- * items that use it, in id order, until k items are collected. --where conditions become a
- * bitmap of candidate rows plus the same SQL condition on the expansion, so every returned
- * item satisfies them. --category auto first predicts the query's label by a vote of its
- * nearest labelled items and then searches only among items with that label.
+ * Search runs over distinct vector rows (exact, src/index/exact.c; the collection's HNSW
+ * index, catalog/ann.c, when it has one and is large enough or the query asks for it; or the
+ * precomputed neighbour table for items of the collection), then each hit row is expanded
+ * into the items that use it, in id order, until k items are collected. --where conditions
+ * become a bitmap of candidate rows (the HNSW search's filter too) plus the same SQL
+ * condition on the expansion, so every returned item satisfies them. --category auto first
+ * predicts the query's label by a vote of its nearest labelled items and then searches only
+ * among items with that label.
  */
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +35,7 @@ void imgsim_results_free(imgsim_results *r)
         imgsim_item_clear(&r->hits[i].item);
     free(r->hits);
     free(r->predicted_label);
+    free(r->note);
     memset(r, 0, sizeof *r);
 }
 
@@ -129,20 +132,60 @@ static imgsim_status expand(imgsim_db *db, const cond *c, const exact_hit *hits,
     return s;
 }
 
+static void set_note(imgsim_results *out, const char *why)
+{
+    if (out->note || !why)
+        return;
+    size_t n = strlen(why) + 32;
+    if ((out->note = malloc(n)))
+        snprintf(out->note, n, "%s: exact search", why);
+}
+
+/* The k rows nearest `q` among those passing `filter` (NULL: all), `exclude` left out:
+ * through the HNSW index when it exists and the collection is large enough (or the query
+ * asks for it), else exactly. */
+static imgsim_status find_rows(imgsim_db *db, const imgsim_query_opts *o, const float *q,
+                               int k, const uint8_t *filter, uint32_t exclude, exact_hit *hits,
+                               int *nh, imgsim_results *out, imgsim_error *err)
+{
+    *nh = 0;
+    if (db->nrows == 0)
+        return IMGSIM_OK;
+    imgsim_status s;
+    int forced = o->ann || o->ef > 0;
+    if (!o->exact && (forced || (db->nalive >= IMGSIM_ANN_AUTO_ROWS &&
+                                  o->metric != IMGSIM_METRIC_L1))) {
+        int used = 0;
+        const char *why = NULL;
+        s = ann_search(db, o->metric, q, k, o->ef, filter, exclude, hits, nh, &used, &why, err);
+        if (s != IMGSIM_OK)
+            return s;
+        if (used) {
+            out->from_ann = 1;
+            return IMGSIM_OK;
+        }
+        if (!why && forced)
+            why = "the collection has no HNSW index (imgsim ann build makes one)";
+        set_note(out, why);
+    }
+    exact_set set = cat_set(db);
+    uint32_t ex = exclude;
+    return exact_search(&set, o->metric, q, 1, k, filter, &ex, 0, hits, nh, err);
+}
+
 /* Predict the label of vector `q` (or of row `self`, excluded): a vote of the labels of the
  * VOTERS nearest labelled items; ties go to the larger summed closeness. */
 static imgsim_status predict(imgsim_db *db, const float *q, uint32_t self, const cond *c,
-                             imgsim_metric m, imgsim_results *out, imgsim_error *err)
+                             const imgsim_query_opts *o, imgsim_results *out, imgsim_error *err)
 {
+    imgsim_metric m = o->metric;
     uint8_t *rows = NULL;
     imgsim_status s = cat_where_rows(db, c->w, c->nw, 1, &rows, err);
     if (s != IMGSIM_OK)
         return s;
-    exact_set set = cat_set(db);
     exact_hit hits[VOTERS];
     int nh = 0;
-    uint32_t ex = self;
-    s = exact_search(&set, m, q, 1, VOTERS, rows, &ex, 0, hits, &nh, err);
+    s = find_rows(db, o, q, VOTERS, rows, self, hits, &nh, out, err);
     free(rows);
     if (s != IMGSIM_OK)
         return s;
@@ -198,6 +241,8 @@ static imgsim_status check_opts(const imgsim_db *db, const imgsim_query_opts *o,
     if (o->metric != IMGSIM_METRIC_COSINE && o->metric != IMGSIM_METRIC_L2 &&
         o->metric != IMGSIM_METRIC_L1)
         return imgsim_fail(err, IMGSIM_E_ARG, "unknown metric");
+    if (o->ef < 0 || o->ef > 10000)
+        return imgsim_fail(err, IMGSIM_E_ARG, "ef must be between 1 and 10000");
     (void)db;
     return IMGSIM_OK;
 }
@@ -211,7 +256,7 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
     cond c = {o->where, o->nwhere, NULL, 0};
     imgsim_status s;
     if (o->category_auto) {
-        if ((s = predict(db, q, self, &c, o->metric, out, err)) != IMGSIM_OK)
+        if ((s = predict(db, q, self, &c, o, out, err)) != IMGSIM_OK)
             return s;
         c.label = out->predicted_label;
     }
@@ -228,7 +273,8 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
     /* From the neighbour table, when it answers this exact question. */
     int tk = 0, fresh = 0;
     imgsim_metric tm;
-    if (self != EXACT_NO_ROW && !o->no_table && !c.label && c.nw == 0 &&
+    if (self != EXACT_NO_ROW && !o->no_table && !o->exact && !o->ann && o->ef <= 0 && !c.label &&
+        c.nw == 0 &&
         imgsim_neighbours_info(db, &tk, &tm, &fresh) && fresh && tm == o->metric &&
         tk >= o->k - out->n) {
         exact_hit *hits = malloc((size_t)tk * sizeof *hits);
@@ -254,11 +300,8 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
         free(rows);
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     }
-    exact_set set = cat_set(db);
     int nh = 0;
-    uint32_t ex = self;
-    s = db->nrows ? exact_search(&set, o->metric, q, 1, want, rows, &ex, 0, hits, &nh, err)
-                  : IMGSIM_OK;
+    s = find_rows(db, o, q, want, rows, self, hits, &nh, out, err);
     if (s == IMGSIM_OK)
         s = expand(db, &c, hits, nh, o->k, NULL, out, err);
     free(hits);

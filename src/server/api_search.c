@@ -1,6 +1,7 @@
 /*
  * api_search.c — POST /api/search (raw image bytes, multipart field "image", or JSON
- * {"id": ...}) and GET /api/items/{id}/similar, both answering SEARCH JSON.
+ * {"id": ...}) and GET /api/items/{id}/similar, both answering SEARCH JSON. Beyond the
+ * common search parameters (http.c) they take exact=1, ann=1 and ef=N (the HNSW choice).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,13 @@ enum MHD_Result reply_results(req *r, const imgsim_results *res, const imgsim_qu
         json_object_set_new(q, "voters", json_integer(res->voters));
     }
     json_object_set_new(q, "from_table", json_boolean(res->from_table));
+    json_object_set_new(q, "search", json_string(res->from_table ? "table"
+                                                 : res->from_ann  ? "hnsw"
+                                                                  : "exact"));
+    if (o->ef)
+        json_object_set_new(q, "ef", json_integer(o->ef));
+    if (res->note)
+        json_object_set_new(q, "note", json_string(res->note));
     for (int i = 0; i < res->n; i++) {
         const imgsim_item *it = &res->hits[i].item;
         json_t *h = json_object();
@@ -59,11 +67,52 @@ enum MHD_Result reply_results(req *r, const imgsim_results *res, const imgsim_qu
     return reply_json(r, 200, root);
 }
 
+/* A boolean parameter: absent -> 0; 1/true/yes -> 1; 0/false/no/empty -> 0; else -1 (400). */
+static int query_bool(req *r, const char *key, int *out)
+{
+    char *v = query_param(r, key);
+    *out = 0;
+    if (!v)
+        return 0;
+    int ok = 1;
+    if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"))
+        *out = 1;
+    else if (*v && strcmp(v, "0") && strcasecmp(v, "false") && strcasecmp(v, "no"))
+        ok = 0;
+    free(v);
+    if (!ok) {
+        reply_error(r, 400, "parameter %s must be 1 or 0", key);
+        return -1;
+    }
+    return 0;
+}
+
+/* The common search parameters plus exact, ann and ef; -1 after a 400 reply. */
+static int search_opts_parse(req *r, imgsim_query_opts *o, imgsim_where **w)
+{
+    if (query_opts_parse(r, o, w) < 0)
+        return -1;
+    if (query_bool(r, "exact", &o->exact) < 0 || query_bool(r, "ann", &o->ann) < 0 ||
+        query_int(r, "ef", 0, 1, 10000, &o->ef) < 0) {
+        query_opts_clear(*w, o->nwhere);
+        *w = NULL;
+        return -1;
+    }
+    if (o->exact && (o->ann || o->ef)) {
+        query_opts_clear(*w, o->nwhere);
+        *w = NULL;
+        reply_error(r, 400, "parameter exact excludes ann and ef");
+        return -1;
+    }
+    o->no_table |= o->exact;
+    return 0;
+}
+
 enum MHD_Result api_similar(req *r)
 {
     imgsim_query_opts o;
     imgsim_where *w;
-    if (query_opts_parse(r, &o, &w) < 0)
+    if (search_opts_parse(r, &o, &w) < 0)
         return MHD_YES;
     slot *sl = pool_acquire(&r->s->pool);
     if (!sl) {
@@ -139,7 +188,7 @@ enum MHD_Result api_search(req *r)
 {
     imgsim_query_opts o;
     imgsim_where *w;
-    if (query_opts_parse(r, &o, &w) < 0)
+    if (search_opts_parse(r, &o, &w) < 0)
         return MHD_YES;
     const char *ct = header(r, "Content-Type");
     const char *data = r->body;
