@@ -3,16 +3,19 @@
  * on the same files in the same run and prints the comparison). Output: JSON lines.
  *
  *   ann prepare --vectors X.npy --out DIR [--holdout 1000] [--derive N] [--dims 256]
+ *               [--noise 1.0] [--skip-split 1] [--name derived]
  *       DIR/myntra/{base,queries,gt}.npy: X split into base rows and `holdout` query rows
  *       (every n/holdout-th row), gt = exact cosine top-10 ids of each query (int32);
  *       with --derive: DIR/derived/... — X reduced to `dims` by PCA (pca.c), then N base
- *       points and 1000 query points, each a random reduced row plus Gaussian noise whose
- *       norm is NOISE x that row's nearest-neighbour distance, L2-normalised; seeded.
+ *       points and 1000 query points, each between a random reduced row and one of its
+ *       nearest rows, plus noise shaped like the data (see prepare_derived); seeded.
  *   ann run --set DIR/NAME [--ef 10,20,...] [--threads 2] [--configs f32,sq8,pca256-sq8]
- *           [--repeat 3] [--save FILE]
+ *           [--repeat 3] [--save FILE] [--load FILE]
  *       per config: build time (threads), bytes per vector, then for every ef single-thread
  *       queries: recall@10 against gt and queries/s (best of --repeat passes); sq8 and PCA
- *       configs re-rank on the float rows (part of the timed search).
+ *       configs re-rank on the float rows (part of the timed search). --save: the f32 index
+ *       is saved and queried after hnsw_open (times printed); --load: no build, the index
+ *       is opened from FILE (one config, which must match it).
  *   ann crossover --set DIR/NAME [--sizes 1000,...]
  *       for growing prefixes of base: exact_search time of one query (1 and 2 threads) and
  *       HNSW at the default ef (time, recall) — where HNSW starts to pay.
@@ -41,7 +44,7 @@
 #include "index/sq8.h"
 
 #define K 10
-#define NOISE 0.7f /* derived points: noise norm / nearest-neighbour distance of the base */
+static float noise_ratio = 1.0f; /* derived points: noise norm / nearest-neighbour distance */
 
 static double now_s(void)
 {
@@ -240,38 +243,62 @@ static void prepare_split(const npy *x, size_t holdout, const char *dir)
     free(gt);
 }
 
-/* The derived set: PCA-reduced rows, perturbed by their local scale, normalised. */
+/* The derived set: points on the segments between a PCA-reduced row and one of its
+ * MIX_K nearest rows (a random fraction t < MIX_T of the way), plus noise shaped like the
+ * data (per-component standard deviation of the reduced rows, scaled so its norm is
+ * --noise x the row's nearest-neighbour distance), L2-normalised. Noise alone would make
+ * clouds of copies around each row (easy: find the cloud, done); moving along neighbour
+ * edges fills the space between rows the way more photos of similar things would. */
 static void prepare_derived(const npy *x, size_t nbase, int dims, const char *dir)
 {
-    size_t n = x->rows, d = x->cols;
+    size_t n = x->rows, d = x->cols, dd = (size_t)dims;
     imgsim_error err = {0};
     pca_model pm;
     double t = now_s();
     if (pca_fit(&pm, x->data, n, (int)d, NULL, dims, 0, 1, 7, &err) != IMGSIM_OK)
         die("pca", &err);
-    float *y = xmalloc(n * (size_t)dims * sizeof(float)), *tmp = xmalloc(d * sizeof(float));
+    float *y = xmalloc(n * dd * sizeof(float)), *tmp = xmalloc(d * sizeof(float));
     for (size_t r = 0; r < n; r++) {
         memcpy(tmp, (const float *)x->data + r * d, d * sizeof(float));
         normalise(tmp, d);
-        pca_project(&pm, tmp, y + r * (size_t)dims);
-        normalise(y + r * (size_t)dims, (size_t)dims);
+        pca_project(&pm, tmp, y + r * dd);
+        normalise(y + r * dd, dd);
     }
-    fprintf(stderr, "ann: PCA %zu -> %d in %.1f s (variance kept: first %.4f, last %.6f)\n", d,
+    fprintf(stderr, "ann: PCA %zu -> %d in %.1f s (eigenvalues: first %.4f, last %.6f)\n", d,
             dims, now_s() - t, pm.eig[0], pm.eig[dims - 1]);
-    /* local scale: distance of each reduced row to its nearest other row */
+    /* shape of the noise: standard deviation of each reduced component */
+    double *var = calloc(dd, sizeof(double)), *mu = calloc(dd, sizeof(double));
+    float *sd = xmalloc(dd * sizeof(float));
+    double sdn = 0;
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < dd; j++)
+            mu[j] += y[r * dd + j];
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < dd; j++) {
+            double v = y[r * dd + j] - mu[j] / (double)n;
+            var[j] += v * v;
+        }
+    for (size_t j = 0; j < dd; j++) {
+        sd[j] = (float)sqrt(var[j] / (double)n);
+        sdn += (double)sd[j] * sd[j];
+    }
+    sdn = sqrt(sdn); /* expected norm of noise with these deviations */
+    /* each row's MIX_K nearest rows and its nearest-neighbour distance */
+    enum { MIX_K = 10 };
+    const float MIX_T = 0.5f;
     float *norms = xmalloc(n * sizeof(float)), *scale = xmalloc(n * sizeof(float));
     exact_norms(y, n, dims, norms);
     exact_set s = {y, n, dims, norms, NULL};
     uint32_t *rows = xmalloc(n * sizeof(uint32_t));
     for (size_t r = 0; r < n; r++)
         rows[r] = (uint32_t)r;
-    exact_hit *nn = xmalloc(n * 2 * sizeof *nn);
+    exact_hit *nn = xmalloc(n * MIX_K * sizeof *nn);
     int *nnn = xmalloc(n * sizeof(int));
-    if (exact_search_rows(&s, IMGSIM_METRIC_L2, rows, n, 1, NULL, 0, nn, nnn, &err) != IMGSIM_OK)
+    if (exact_search_rows(&s, IMGSIM_METRIC_L2, rows, n, MIX_K, NULL, 0, nn, nnn, &err) != IMGSIM_OK)
         die("nearest neighbours", &err);
     double mean = 0;
     for (size_t r = 0; r < n; r++) {
-        scale[r] = nnn[r] ? nn[r].score : 0.0f;
+        scale[r] = nnn[r] ? nn[r * MIX_K].score : 0.0f;
         mean += scale[r];
     }
     mean /= (double)n;
@@ -280,27 +307,33 @@ static void prepare_derived(const npy *x, size_t nbase, int dims, const char *di
             scale[r] = (float)(0.5 * mean);
     fprintf(stderr, "ann: mean nearest-neighbour distance %.4f\n", mean);
     size_t nq = 1000, tot = nbase + nq;
-    float *out = xmalloc(tot * (size_t)dims * sizeof(float));
+    float *out = xmalloc(tot * dd * sizeof(float));
     rs = 0x2545f4914f6cdd1dull;
     for (size_t i = 0; i < tot; i++) {
         size_t r = rnd() % n;
-        float sd = NOISE * scale[r] / sqrtf((float)dims);
-        float *o = out + i * (size_t)dims;
-        for (int j = 0; j < dims; j++)
-            o[j] = y[r * (size_t)dims + (size_t)j] + sd * rnd_gauss();
-        normalise(o, (size_t)dims);
+        const float *a = y + r * dd, *b = a;
+        if (nnn[r])
+            b = y + (size_t)nn[r * MIX_K + rnd() % (uint32_t)nnn[r]].row * dd;
+        float tt = MIX_T * (float)rnd_unit(), amp = noise_ratio * scale[r] / (float)sdn;
+        float *o = out + i * dd;
+        for (size_t j = 0; j < dd; j++)
+            o[j] = a[j] + tt * (b[j] - a[j]) + amp * sd[j] * rnd_gauss();
+        normalise(o, dd);
     }
     t = now_s();
-    int32_t *gt = ground_truth(out, nbase, out + nbase * (size_t)dims, nq, dims);
+    int32_t *gt = ground_truth(out, nbase, out + nbase * dd, nq, dims);
     fprintf(stderr, "ann: %s: %zu base, %zu queries, ground truth in %.1f s\n", dir, nbase, nq,
             now_s() - t);
     mkdirs(dir);
-    npy_save(path2(dir, "base.npy"), out, nbase, (size_t)dims, 0);
-    npy_save(path2(dir, "queries.npy"), out + nbase * (size_t)dims, nq, (size_t)dims, 0);
+    npy_save(path2(dir, "base.npy"), out, nbase, dd, 0);
+    npy_save(path2(dir, "queries.npy"), out + nbase * dd, nq, dd, 0);
     npy_save(path2(dir, "gt.npy"), gt, nq, K, 1);
     pca_free(&pm);
     free(y);
     free(tmp);
+    free(var);
+    free(mu);
+    free(sd);
     free(norms);
     free(scale);
     free(rows);
@@ -417,7 +450,7 @@ static config parse_config(const char *s)
 }
 
 static int cmd_run(const char *dir, const char *efs, int threads, const char *configs, int repeat,
-                   const char *save)
+                   const char *save, const char *load)
 {
     dataset ds;
     dataset_open(&ds, dir);
@@ -434,9 +467,13 @@ static int cmd_run(const char *dir, const char *efs, int threads, const char *co
         hnsw *h;
         imgsim_error err = {0};
         double t = now_s();
-        if (hnsw_build(&p, ds.base.data, ds.base.rows, (int)ds.base.cols, NULL, threads, &h,
-                       &err) != IMGSIM_OK)
+        if (load) {
+            if (hnsw_open(load, &h, &err) != IMGSIM_OK)
+                die("open", &err);
+        } else if (hnsw_build(&p, ds.base.data, ds.base.rows, (int)ds.base.cols, NULL, threads,
+                              &h, &err) != IMGSIM_OK) {
             die("build", &err);
+        }
         t = now_s() - t;
         hnsw_info info;
         hnsw_get_info(h, &info);
@@ -449,7 +486,7 @@ static int cmd_run(const char *dir, const char *efs, int threads, const char *co
                bpv + (cf.storage == HNSW_F32 && !cf.pca ? 0.0 : 4.0 * (double)ds.base.cols),
                info.max_level);
         fflush(stdout);
-        if (save && cf.storage == HNSW_F32 && !cf.pca) {
+        if (save && !load && cf.storage == HNSW_F32 && !cf.pca) {
             double ts = now_s();
             if (hnsw_save(h, save, &err) != IMGSIM_OK)
                 die("save", &err);
@@ -739,11 +776,13 @@ int main(int argc, char **argv)
         }
         npy x = npy_load(vec);
         size_t holdout = (size_t)atol(opt(argc, argv, "--holdout", "1000"));
-        prepare_split(&x, holdout, path2(out, "myntra"));
+        if (!atoi(opt(argc, argv, "--skip-split", "0")))
+            prepare_split(&x, holdout, path2(out, "myntra"));
         size_t derive = (size_t)atol(opt(argc, argv, "--derive", "0"));
+        noise_ratio = (float)atof(opt(argc, argv, "--noise", "1.0"));
         if (derive)
             prepare_derived(&x, derive, atoi(opt(argc, argv, "--dims", "256")),
-                            path2(out, "derived"));
+                            path2(out, opt(argc, argv, "--name", "derived")));
         npy_close(&x);
         return 0;
     }
@@ -758,7 +797,8 @@ int main(int argc, char **argv)
         return cmd_run(set, opt(argc, argv, "--ef", "10,20,40,80,120,200,400"),
                        atoi(opt(argc, argv, "--threads", "2")),
                        opt(argc, argv, "--configs", "f32,sq8"),
-                       atoi(opt(argc, argv, "--repeat", "3")), opt(argc, argv, "--save", NULL));
+                       atoi(opt(argc, argv, "--repeat", "3")), opt(argc, argv, "--save", NULL),
+                       opt(argc, argv, "--load", NULL));
     if (strcmp(cmd, "crossover") == 0)
         return cmd_crossover(set, opt(argc, argv, "--sizes", "1000,2000,5000,10000,20000,43072"),
                              atoi(opt(argc, argv, "--repeat", "2")));

@@ -4,9 +4,10 @@
  * or a clean one-line error. External data is not allowed here (no directory is given).
  *
  *   FUZZ_TARGETS=fuzz/fuzz_onnx.c scripts/fuzz.sh 600
- * (scripts/fuzz.sh builds with clang -fsanitize=fuzzer,address,undefined; seeds: see the
- * corpus notes in tests/model/test_onnx_reader.c's header or put small .onnx files into
- * build/fuzz/fuzz_onnx/corpus before the run)
+ * (scripts/fuzz.sh builds with clang -fsanitize=fuzzer,address,undefined). Seeds: small
+ * .onnx files in build/fuzz/fuzz_onnx/corpus — a few KB each is best (the int8 zoo model's
+ * stem and classifier cut out of it, small float networks); whole models work but make
+ * every execution slow.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -347,6 +347,8 @@ imgsim_status imgsim_db_remove(imgsim_db *db, const char *const *ids, size_t n, 
     imgsim_status t = nbr_refresh(db, err);
     if (t == IMGSIM_OK)
         t = vec_compact_if_needed(db, 0, err);
+    if (t == IMGSIM_OK)
+        t = ann_refresh(db, 1, err); /* keep the HNSW index in step (server DELETE too) */
     if (t != IMGSIM_OK)
         return t;
     if (s != IMGSIM_OK && err)

@@ -17,9 +17,12 @@
  * the input's buffer, so they cost nothing. Activations live in one arena; a buffer is reused
  * once the last node reading it has run (greedy first-fit by liveness).
  *
- * Threads (quant plans): a batch of 2+ images runs one image per thread on single-threaded
- * batch-1 sub-contexts; a single image runs operator by operator on the pool, or on one
- * thread when that is measured faster (another process holding a core). See docs/MODELS.md.
+ * Threads (quant plans, and fp32 plans with up to 48 MB of weights): a batch of 2+ images
+ * runs one image per thread on single-threaded batch-1 sub-contexts, which share the
+ * parent's packed weights (imgsim's kernels are read-only once built); a single image runs
+ * operator by operator on the pool, or on one thread when that is measured faster (another
+ * process holding a core). Larger fp32 models run every batch layer by layer. See
+ * docs/MODELS.md.
  */
 #include "model/exec.h"
 
@@ -45,6 +48,7 @@ typedef struct step {
                              * weights) on imgsim's AVX512 kernels instead of op */
     qdwconv *qdw;
     fconv *fc;              /* fp32 convolutions and fully connected layers (AVX512F) */
+    int borrowed;           /* qc / qdw / fc belong to the parent context (sub-contexts) */
     void *consts[2];        /* operator-owned copies of constant operands (nd ops) */
     uint8_t *lut;           /* quant element-wise nodes: output byte for each input byte */
     int own_add;            /* ort_arith plans: Add on qadd_run (operands swapped if 2) */
@@ -72,6 +76,10 @@ struct exec_ctx {
      * serially on sub[0] [1], and the number of single-image runs. */
     double one_time[2];
     unsigned one_runs;
+    int image_parallel;     /* batches one image per sub-context (else only sub[0], for the
+                             * serial fallback) */
+    double many_time[2];    /* as one_time, per image, for batches run layer by layer */
+    unsigned many_runs;
     /* Quantized inputs fed with normalised floats (g->input_from_float): the input byte for
      * each raw channel value, for the mean/std it was made with. */
     uint8_t in_lut[3][256];
@@ -356,6 +364,12 @@ imgsim_status exec_plan_make(const ir_graph *g, imgsim_precision precision, int 
             quant = 0;
         }
     p->quant = quant;
+    p->weight_bytes = 0;
+    for (int i = 0; i < g->nops; i++) {
+        const ir_op *op = &g->ops[i];
+        if (op->kind == IR_CONV2D || op->kind == IR_DWCONV2D || op->kind == IR_FULLY_CONNECTED)
+            p->weight_bytes += (size_t)ir_numel(&g->t[op->in[1]]) * (quant ? 1 : 4);
+    }
     p->ort_arith = 0;
     if (quant && qconv_available()) {
         p->ort_arith = g->input_from_float;
@@ -1024,13 +1038,20 @@ void exec_ctx_free(exec_ctx *c)
 {
     if (!c)
         return;
+    if (c->sub) { /* first: they borrow this context's kernels */
+        for (int i = 0; i < c->nsub; i++)
+            exec_ctx_free(c->sub[i]);
+        pthread_mutex_destroy(&c->sub_lock);
+    }
     if (c->steps)
         for (int i = 0; i < c->p->g->nops; i++) {
             if (c->steps[i].op)
                 xnn_delete_operator(c->steps[i].op);
-            qconv_free(c->steps[i].qc);
-            qdwconv_free(c->steps[i].qdw);
-            fconv_free(c->steps[i].fc);
+            if (!c->steps[i].borrowed) {
+                qconv_free(c->steps[i].qc);
+                qdwconv_free(c->steps[i].qdw);
+                fconv_free(c->steps[i].fc);
+            }
             free(c->steps[i].consts[0]);
             free(c->steps[i].consts[1]);
             free(c->steps[i].lut);
@@ -1039,18 +1060,29 @@ void exec_ctx_free(exec_ctx *c)
     free(c->arena);
     if (c->pool)
         pthreadpool_destroy(c->pool);
-    if (c->sub) {
-        for (int i = 0; i < c->nsub; i++)
-            exec_ctx_free(c->sub[i]);
-        pthread_mutex_destroy(&c->sub_lock);
-    }
     free(c->sub);
     free(c->sub_busy);
     free(c);
 }
 
+/* Batches run one image per thread on fp32 plans only when every thread streaming all the
+ * weights is cheap; larger models (ResNet-50, VGG16) are faster layer by layer, each layer's
+ * weights read once for the whole batch. */
+#define IMAGE_PARALLEL_F32_BYTES ((size_t)48 << 20)
+
+static imgsim_status ctx_new(const exec_plan *p, int threads, int max_batch,
+                             const exec_ctx *share, exec_ctx **out, imgsim_error *err);
+
 imgsim_status exec_ctx_new(const exec_plan *p, int threads, int max_batch, exec_ctx **out,
                            imgsim_error *err)
+{
+    return ctx_new(p, threads, max_batch, NULL, out, err);
+}
+
+/* A context; `share`: a parent whose own-kernel steps (packed weights, read-only) this
+ * single-image sub-context uses too. */
+static imgsim_status ctx_new(const exec_plan *p, int threads, int max_batch,
+                             const exec_ctx *share, exec_ctx **out, imgsim_error *err)
 {
     *out = NULL;
     if (max_batch < 1 || max_batch > 4096)
@@ -1073,6 +1105,13 @@ imgsim_status exec_ctx_new(const exec_plan *p, int threads, int max_batch, exec_
         imgsim_status st = IMGSIM_OK;
         if (step_alias(p, i))
             continue;
+        if (share && (share->steps[i].qc || share->steps[i].qdw || share->steps[i].fc)) {
+            c->steps[i].qc = share->steps[i].qc;
+            c->steps[i].qdw = share->steps[i].qdw;
+            c->steps[i].fc = share->steps[i].fc;
+            c->steps[i].borrowed = 1;
+            continue;
+        }
         switch (op->kind) {
         case IR_CONV2D: case IR_DWCONV2D: st = build_conv(c, op, &c->steps[i], err); break;
         case IR_FULLY_CONNECTED: st = build_fc(c, op, &c->steps[i], err); break;
@@ -1087,7 +1126,11 @@ imgsim_status exec_ctx_new(const exec_plan *p, int threads, int max_batch, exec_
             return st;
         }
     }
-    if (p->quant && threads > 1 && max_batch > 1) {
+    /* Sub-contexts: one per thread for image-parallel batches; else one, so that single
+     * images (and batches) can fall back to one thread when another process holds a core */
+    c->image_parallel = (p->quant || p->weight_bytes <= IMAGE_PARALLEL_F32_BYTES) &&
+                        max_batch > 1;
+    if (threads > 1 && !share) {
         c->sub = calloc((size_t)threads, sizeof *c->sub);
         c->sub_busy = calloc((size_t)threads, sizeof *c->sub_busy);
         if (!c->sub || !c->sub_busy || pthread_mutex_init(&c->sub_lock, NULL) != 0) {
@@ -1096,8 +1139,8 @@ imgsim_status exec_ctx_new(const exec_plan *p, int threads, int max_batch, exec_
             exec_ctx_free(c);
             return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
         }
-        for (int i = 0; i < threads; i++) {
-            imgsim_status st = exec_ctx_new(p, 1, 1, &c->sub[i], err);
+        for (int i = 0; i < (c->image_parallel ? threads : 1); i++) { /* sharing weights */
+            imgsim_status st = ctx_new(p, 1, 1, c, &c->sub[i], err);
             if (st != IMGSIM_OK) {
                 exec_ctx_free(c);
                 return st;
@@ -1352,7 +1395,7 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
     if (n < 1 || n > c->max_batch)
         return imgsim_fail(err, IMGSIM_E_ARG, "batch of %d images; context holds %d", n,
                            c->max_batch);
-    if (n > 1 && c->nsub) {
+    if (n > 1 && c->nsub && c->image_parallel) {
         image_job j = {c, rgb, mean, std};
         atomic_store(&c->sub_failed, 0);
         pthreadpool_parallelize_1d(c->pool, run_image, &j, (size_t)n, 0);
@@ -1364,26 +1407,34 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
         }
         return IMGSIM_OK;
     }
-    if (n == 1 && c->nsub) {
-        /* One image: normally layer-parallel on the pool. But when another process holds a
-         * core, every operator waits for a descheduled worker (pthreadpool joins all
-         * threads after each operator) and a run can take 20-50x longer; then one thread
-         * alone is faster. Both are timed (after a warm-up run each) and the faster used;
-         * the other is re-timed every ONE_PROBE runs. */
-        double *t = c->one_time;
-        unsigned k = c->one_runs++;
-        if (c->one_runs == 0)
-            c->one_runs = 4; /* wrapped: stay past the warm-up */
+    if (c->nsub) {
+        /* Layer by layer on the pool (one image, or a batch of a large fp32 model). But when
+         * another process holds a core, every operator waits for a descheduled worker
+         * (pthreadpool joins all threads after each operator) and a run can take 20-50x
+         * longer; then one thread alone, image after image, is faster. Both are timed per
+         * image (after a warm-up run each) and the faster used; the other is re-timed every
+         * ONE_PROBE runs. */
+        double *t = n == 1 ? c->one_time : c->many_time;
+        unsigned *runs = n == 1 ? &c->one_runs : &c->many_runs;
+        unsigned k = (*runs)++;
+        if (*runs == 0)
+            *runs = 4; /* wrapped: stay past the warm-up */
         int probe = k < 4 || k % ONE_PROBE == 0;
         int serial = k < 4 ? (int)(k & 1) : (t[1] < t[0]) != (k % ONE_PROBE == 0);
         double t0 = seconds();
-        imgsim_status st = serial ? exec_run(c->sub[0], rgb, 1, mean, std, err)
-                                  : run_layers(c, rgb, 1, mean, std, err);
+        imgsim_status st = IMGSIM_OK;
+        if (serial) {
+            for (int i = 0; i < n && st == IMGSIM_OK; i++) {
+                st = exec_run(c->sub[0], &rgb[i], 1, mean, std, err);
+                if (st == IMGSIM_OK)
+                    copy_results(c, c->sub[0], i);
+            }
+        } else {
+            st = run_layers(c, rgb, n, mean, std, err);
+        }
         if (st != IMGSIM_OK)
             return st;
-        if (serial)
-            copy_results(c, c->sub[0], 0);
-        double dt = seconds() - t0;
+        double dt = (seconds() - t0) / n;
         if (k >= 2)
             t[serial] = probe ? dt : 0.75 * t[serial] + 0.25 * dt;
         return IMGSIM_OK;

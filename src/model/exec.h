@@ -6,9 +6,10 @@
  * single arena each activation lives (liveness-based reuse). An exec_ctx instantiates the
  * plan: one XNNPACK operator (or, for quantized convolutions on AVX512-VNNI CPUs, one of
  * imgsim's own kernels: qconv.h) per IR node, weights packed once, a pthreadpool and the
- * arena, sized for up to `max_batch` images. Quantized contexts with several threads run
- * batches one image per thread (see exec.c). Contexts are independent and may run
- * concurrently; the plan and graph they point to are read-only.
+ * arena, sized for up to `max_batch` images. Contexts with several threads run batches one
+ * image per thread (quantized plans, and fp32 plans whose weights are small; see exec.c).
+ * Contexts are independent and may run concurrently; the plan and graph they point to are
+ * read-only.
  */
 #ifndef IMGSIM_MODEL_EXEC_H
 #define IMGSIM_MODEL_EXEC_H
@@ -28,6 +29,7 @@ typedef struct exec_plan {
     uint8_t *fused;     /* per node: 1 = a Relu/Relu6/Clamp folded into its producer's output
                          * range (the producer's only reader); the node is then an alias */
     float *fuse_lo, *fuse_hi; /* per node: output range folded in (-INF/INF: none) */
+    size_t weight_bytes; /* convolution and fully connected weights as executed */
     int ort_arith;      /* quant plans of ONNX-quantized graphs (int8 weights or a float-fed
                          * input) on AVX512 CPUs: Add and global average pooling follow ONNX
                          * Runtime's arithmetic bit for bit (TFLite graphs keep XNNPACK's) */

@@ -805,22 +805,34 @@ FTARGET static void frun_tile(void *ctx, size_t m0, size_t g, size_t mlen, size_
             for (size_t r = 0; r < FMR; r++) {
                 size_t row = (t0 + ti) * FMR + r;
                 int live = row < mlen;
-                for (size_t ky = 0, tp = 0; ky < p->kh; ky++)
+                float *prow = patch + r * f->k;
+                for (size_t ky = 0, tp = 0; ky < p->kh; ky++) {
+                    size_t iy = oy * p->stride_h + ky * p->dil_h; /* + pad_top */
+                    size_t ix0 = ox * p->stride_w;                /* + pad_left */
+                    int yin = live && iy >= p->pad_top && iy - p->pad_top < t->in_h;
+                    const float *xrow =
+                        yin ? t->x + (img * t->in_h + iy - p->pad_top) * t->in_w * p->cin : NULL;
+                    if (patches && yin && p->dil_w == 1 && ix0 >= p->pad_left &&
+                        ix0 - p->pad_left + p->kw <= t->in_w) {
+                        /* the filter row lies inside the image: one contiguous run */
+                        fcopy(prow + tp * p->cin, xrow + (ix0 - p->pad_left) * p->cin,
+                              p->kw * p->cin);
+                        tp += p->kw;
+                        continue;
+                    }
                     for (size_t kx = 0; kx < p->kw; kx++, tp++) {
-                        size_t iy = oy * p->stride_h + ky * p->dil_h; /* + pad_top */
-                        size_t ix = ox * p->stride_w + kx * p->dil_w; /* + pad_left */
+                        size_t ix = ix0 + kx * p->dil_w;
                         const float *src = f->zero;
-                        if (live && iy >= p->pad_top && iy - p->pad_top < t->in_h &&
-                            ix >= p->pad_left && ix - p->pad_left < t->in_w)
-                            src = t->x + ((img * t->in_h + iy - p->pad_top) * t->in_w + ix -
-                                          p->pad_left) * p->cin;
+                        if (yin && ix >= p->pad_left && ix - p->pad_left < t->in_w)
+                            src = xrow + (ix - p->pad_left) * p->cin;
                         if (patches)
-                            fcopy(patch + r * f->k + tp * p->cin, src, p->cin);
+                            fcopy(prow + tp * p->cin, src, p->cin);
                         else
                             rows[ti][tp * FMR + r] = src;
                     }
+                }
                 if (patches)
-                    rows[ti][r] = patch + r * f->k;
+                    rows[ti][r] = prow;
                 if (++ox == t->out_w) { /* next pixel without divisions */
                     ox = 0;
                     if (++oy == t->out_h) {
