@@ -26,6 +26,8 @@ ap.add_argument("--set", required=True)
 ap.add_argument("--ef", default="10,20,40,80,120,200,400")
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--repeat", type=int, default=3)
+ap.add_argument("--index", help="load this saved index instead of building (no build line), "
+                "or save the built one there when it does not exist")
 a = ap.parse_args()
 name = os.path.basename(a.set.rstrip("/"))
 
@@ -40,17 +42,22 @@ n, d = base.shape
 k = gt.shape[1]
 
 index = hnswlib.Index(space="ip", dim=d)
-index.init_index(max_elements=n, ef_construction=200, M=16, random_seed=100)
-t = time.perf_counter()
-index.add_items(base, np.arange(n), num_threads=a.threads)
-build = time.perf_counter() - t
-with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(a.set))) as tmp:
-    path = os.path.join(tmp, "index.bin")
-    index.save_index(path)
-    size = os.path.getsize(path)
-print(json.dumps({"bench": "ann_build", "set": name, "impl": "hnswlib", "config": "f32",
-                  "n": n, "dim": d, "threads": a.threads, "seconds": round(build, 2),
-                  "bytes_per_vector": round(size / n, 1)}), flush=True)
+if a.index and os.path.exists(a.index):
+    index.load_index(a.index, max_elements=n)
+else:
+    index.init_index(max_elements=n, ef_construction=200, M=16, random_seed=100)
+    t = time.perf_counter()
+    index.add_items(base, np.arange(n), num_threads=a.threads)
+    build = time.perf_counter() - t
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(a.set))) as tmp:
+        path = os.path.join(tmp, "index.bin")
+        index.save_index(path)
+        size = os.path.getsize(path)
+        if a.index:
+            os.replace(path, a.index)
+    print(json.dumps({"bench": "ann_build", "set": name, "impl": "hnswlib", "config": "f32",
+                      "n": n, "dim": d, "threads": a.threads, "seconds": round(build, 2),
+                      "bytes_per_vector": round(size / n, 1)}), flush=True)
 
 for ef in [int(e) for e in a.ef.split(",")]:
     index.set_ef(ef)

@@ -377,7 +377,7 @@ def build_mobilenetv2(rng, x):
     h = cbr(h, 320, 1280, 1, 1, 1, 'features.18')
     h = B.node('Identity', [h], val=B.v(h))
     emb = B.node('ReduceMean', [h], val=B.v(h).mean(axis=(2, 3)).astype(np.float32), axes=[2, 3], keepdims=0)
-    out = B.gemm(emb, '', 1280, 1000, 'classifier.1', gain=1.0, bias_float_data=True)
+    B.gemm(emb, '', 1280, 1000, 'classifier.1', gain=1.0, bias_float_data=True)
     m = B.model(inp, ['batch_size', 3, 224, 224], [('output', ['batch_size', 1000])], producer_version='1.4')
     # name the graph output "output" (as torch does with output_names=['output'])
     last = m.graph.node[-1]
@@ -387,7 +387,7 @@ def build_mobilenetv2(rng, x):
     return m, B, {'embedding': emb, 'logits': 'output', 'dim': 1280}
 
 
-def same_pads(k, s, size=None):
+def same_pads(k, s):
     """TF "SAME" padding for an even input: the extra pixel goes at the bottom/right."""
     if s == 1:
         p = (k - 1) // 2

@@ -128,12 +128,15 @@ uint32_t hnsw_descend(const hnsw *h, const hnsw_query *q, int stop, float *d_out
     return ep;
 }
 
-/* Prefetch the start of a slot's code (the hardware prefetcher follows a long code). */
-static inline void prefetch_slot(const hnsw *h, uint32_t slot)
+/* Prefetch a slot's code after its first line, up to PREFETCH_BYTES (the hardware
+ * prefetcher follows a longer code by itself). */
+#define PREFETCH_BYTES 1024
+static inline void prefetch_code(const hnsw *h, uint32_t slot)
 {
     const char *p = (const char *)hnsw_code(h, slot);
-    __builtin_prefetch(p);
-    __builtin_prefetch(p + 64);
+    size_t end = h->code_bytes < PREFETCH_BYTES ? h->code_bytes : PREFETCH_BYTES;
+    for (size_t off = 64; off < end; off += 64)
+        __builtin_prefetch(p + off);
 }
 
 imgsim_status hnsw_search_level(const hnsw *h, hnsw_ctx *c, const hnsw_query *q, uint32_t ep,
@@ -167,16 +170,24 @@ imgsim_status hnsw_search_level(const hnsw *h, hnsw_ctx *c, const hnsw_query *q,
         } else {
             n = *hnsw_links(h, cur.id, level, &ids);
         }
-        if (n)
-            prefetch_slot(h, ids[0]);
+        /* pass 1: the unvisited neighbours, marked, their first cache line requested —
+         * all of them at once, so the memory latencies overlap */
+        uint32_t todo[2 * HNSW_MAX_M];
+        uint32_t nt = 0;
         for (uint32_t i = 0; i < n; i++) {
             uint32_t id = ids[i];
-            if (i + 1 < n) {
-                __builtin_prefetch(&c->visited[ids[i + 1]]);
-                prefetch_slot(h, ids[i + 1]);
-            }
             if (hnsw_visit(c, id))
                 continue;
+            todo[nt++] = id;
+            __builtin_prefetch(hnsw_code(h, id));
+        }
+        /* pass 2: distances, the rest of the next code requested one node ahead */
+        if (nt)
+            prefetch_code(h, todo[0]);
+        for (uint32_t t = 0; t < nt; t++) {
+            uint32_t id = todo[t];
+            if (t + 1 < nt)
+                prefetch_code(h, todo[t + 1]);
             float d = hnsw_dist(h, q, id);
             if (c->res.n < want || d < bound) {
                 if (hnsw_heap_push_min(&c->cand, d, id) != IMGSIM_OK)

@@ -269,15 +269,18 @@ static int quant_ok(const ir_graph *g, const ir_op *op)
 /* Fold each Relu / Relu6 / Clamp whose input is read by nothing else into the output range of
  * the node producing it (XNNPACK's operators and imgsim's kernels all clamp their outputs):
  * one pass over the activation less per folded node. Quant plans fold only when the clamp
- * keeps the quantization. -1 when out of memory. */
+ * keeps the quantization. fp32 plans also turn Mul(x, Sigmoid(x)) into one swish pass
+ * (EfficientNet: two passes and five memory streams per element become one pass and two).
+ * -1 when out of memory. */
 static int fold_clamps(const ir_graph *g, exec_plan *p, int emb)
 {
     int n = g->nops;
     p->fused = calloc((size_t)n + 1, 1);
+    p->swish = calloc((size_t)n + 1, 1);
     p->fuse_lo = malloc(sizeof(float) * ((size_t)n + 1));
     p->fuse_hi = malloc(sizeof(float) * ((size_t)n + 1));
     int *uses = calloc((size_t)g->nt, sizeof(int)), *prod = malloc(sizeof(int) * (size_t)g->nt);
-    if (!p->fused || !p->fuse_lo || !p->fuse_hi || !uses || !prod) {
+    if (!p->fused || !p->swish || !p->fuse_lo || !p->fuse_hi || !uses || !prod) {
         free(uses);
         free(prod);
         return -1;
@@ -292,6 +295,29 @@ static int fold_clamps(const ir_graph *g, exec_plan *p, int emb)
                 uses[g->ops[i].in[k]]++;
         prod[g->ops[i].out] = i;
     }
+    /* fp32 swish: s = Sigmoid(x), y = Mul(x, s) (either order), x made by a real node i and
+     * read by nothing else, s by nothing but the Mul, all float and the same size: node i's
+     * output becomes swish(x) in place (fconv: in its epilogue), Sigmoid and Mul aliases */
+    for (int k = 0; k < n && !p->quant && fconv_available(); k++) {
+        const ir_op *mul = &g->ops[k];
+        if (mul->kind != IR_MUL || mul->nin != 2 || mul->act != IR_ACT_NONE)
+            continue;
+        for (int side = 0; side < 2; side++) {
+            int x = mul->in[side], sg = mul->in[1 - side], j = sg >= 0 ? prod[sg] : -1;
+            int i = x >= 0 ? prod[x] : -1;
+            if (x < 0 || j < 0 || i < 0 || g->ops[j].kind != IR_LOGISTIC ||
+                g->ops[j].in[0] != x || is_alias(g, &g->ops[i], 0) || p->fused[i] ||
+                uses[x] != 2 || uses[sg] != 1 || x == emb || sg == emb || x == g->output ||
+                sg == g->output || g->t[x].dtype != IR_F32 || g->t[x].quantized ||
+                g->t[mul->out].dtype != IR_F32 || g->t[mul->out].quantized ||
+                ir_numel(&g->t[x]) != ir_numel(&g->t[mul->out]))
+                continue;
+            p->swish[i] = 1;
+            p->fused[j] = 1; /* Sigmoid and Mul: nothing left to do, aliases of x */
+            p->fused[k] = 1;
+            break;
+        }
+    }
     for (int j = 0; j < n; j++) {
         const ir_op *c = &g->ops[j];
         if (c->kind != IR_RELU && c->kind != IR_RELU6 && c->kind != IR_CLAMP)
@@ -300,6 +326,8 @@ static int fold_clamps(const ir_graph *g, exec_plan *p, int emb)
         if (i < 0 || i >= j || uses[t] != 1 || t == emb || t == g->output || c->act != IR_ACT_NONE)
             continue;
         const ir_op *op = &g->ops[i];
+        if (p->swish[i] || p->fused[i])
+            continue;
         switch (op->kind) {
         case IR_CONV2D: case IR_DWCONV2D: case IR_FULLY_CONNECTED: case IR_ADD: case IR_SUB:
         case IR_MUL: case IR_AVG_POOL: case IR_MAX_POOL: case IR_MEAN:
@@ -329,6 +357,7 @@ void exec_plan_free(exec_plan *p)
     free(p->fused);
     free(p->fuse_lo);
     free(p->fuse_hi);
+    free(p->swish);
     memset(p, 0, sizeof *p);
 }
 
@@ -727,7 +756,7 @@ static imgsim_status build_conv(const exec_ctx *c, const ir_op *op, step *s, img
             fconv_params fp = {(size_t)op->kh, (size_t)op->kw, (size_t)op->stride_h,
                                (size_t)op->stride_w, (size_t)op->dil_h, (size_t)op->dil_w,
                                (size_t)op->pad_top, (size_t)op->pad_left, cin, cout, wf, bf,
-                               lo, hi};
+                               lo, hi, c->p->swish[op - g->ops]};
             s->fc = fconv_new(&fp, &unsupported);
         }
         if (s->fc || !unsupported) {
@@ -774,7 +803,7 @@ static imgsim_status build_fc(const exec_ctx *c, const ir_op *op, step *s, imgsi
             free(bf);
             return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
         }
-        fconv_params fp = {1, 1, 1, 1, 1, 1, 0, 0, k, oc, wf, bf, lo, hi};
+        fconv_params fp = {1, 1, 1, 1, 1, 1, 0, 0, k, oc, wf, bf, lo, hi, c->p->swish[op - g->ops]};
         int unsupported;
         s->fc = fconv_new(&fp, &unsupported);
         if (s->fc || !unsupported) {
@@ -1571,6 +1600,9 @@ static imgsim_status run_layers(exec_ctx *c, const uint8_t *const *rgb, int n,
         } else if (!step_alias(p, i)) {
             run_by_hand(c, op, &c->steps[i], n);
         }
+        if (p->swish[i] && !c->steps[i].fc) /* a folded Sigmoid + Mul, in place */
+            fswish_run(tensor_ptr(c, op->out), tensor_ptr(c, op->out),
+                       (size_t)n * (size_t)ir_numel(y), c->pool);
     }
     /* Workers spin between operators; once the batch is done let them sleep, so decode
      * threads sharing the cores get them back. */

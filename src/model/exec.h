@@ -29,6 +29,9 @@ typedef struct exec_plan {
     uint8_t *fused;     /* per node: 1 = a Relu/Relu6/Clamp folded into its producer's output
                          * range (the producer's only reader); the node is then an alias */
     float *fuse_lo, *fuse_hi; /* per node: output range folded in (-INF/INF: none) */
+    uint8_t *swish;     /* per node: a Mul(x, Sigmoid(x)) computed as one swish pass over x,
+                         * 1 + the index of x among its inputs (its Sigmoid is then folded:
+                         * an alias) */
     size_t weight_bytes; /* convolution and fully connected weights as executed */
     int ort_arith;      /* quant plans of ONNX-quantized graphs (int8 weights or a float-fed
                          * input) on AVX512 CPUs: Add and global average pooling follow ONNX

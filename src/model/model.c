@@ -330,10 +330,9 @@ imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, im
         if (len >= 8 && memcmp(bytes + 4, "TFL3", 4) == 0) {
             s = tflite_read(bytes, len, &m->g, err); /* takes `bytes` */
         } else if (bytes[0] == 0x08 || g_str_has_suffix(file, ".onnx")) {
-            char *fdir = g_path_get_dirname(file);
+            char *fdir = g_path_get_dirname(file); /* external data lives beside it */
             m->onnx = 1;
-            s = fdir ? onnx_read(bytes, len, fdir, &m->g, err) /* takes `bytes` */
-                     : (free(bytes), imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory"));
+            s = onnx_read(bytes, len, fdir, &m->g, err); /* takes `bytes` */
             g_free(fdir);
             if (s == IMGSIM_OK && bare)
                 onnx_defaults(m);

@@ -595,6 +595,25 @@ fconv *fconv_new(const fconv_params *p, int *unsupported)
     return f;
 }
 
+/* exp(z) for z in [-87, 88]: z = n ln2 + r, |r| <= ln2 / 2, exp(r) by a degree-6 Taylor
+ * polynomial (error < 2e-7 relative), times 2^n. */
+FTARGET static inline __m512 fexp(__m512 z)
+{
+    z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(z, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), z); /* ln2 in two parts */
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
 typedef struct ftask {
     const fconv *f;
     size_t in_h, in_w, out_h, out_w;
@@ -619,6 +638,11 @@ typedef struct ftask {
     }
 #define FCLAMP(r, b) if (nb > b) c##r##b = _mm512_min_ps(_mm512_max_ps(c##r##b, lo), hi);
 #define FCLAMP_ROW(r) if (mr > r) { FFOR_BLOCKS(FCLAMP, r) }
+#define FSWISH(r, b)                                                                         \
+    if (nb > b)                                                                              \
+        c##r##b = _mm512_div_ps(c##r##b, _mm512_add_ps(_mm512_set1_ps(1.0f),                 \
+                                                       fexp(_mm512_sub_ps(_mm512_setzero_ps(), c##r##b))));
+#define FSWISH_ROW(r) if (mr > r) { FFOR_BLOCKS(FSWISH, r) }
 #define FSTORE(r, b)                                                                         \
     if (nb > b)                                                                              \
         _mm512_mask_storeu_ps(y[r] + 16 * b, b == nb - 1 ? tail : 0xffff, c##r##b);
@@ -663,6 +687,9 @@ fkernel(const fconv *f, size_t g, const int nb, const int mr, const fsrc *src, s
     if (last) {
         const __m512 lo = _mm512_set1_ps(f->p.y_min), hi = _mm512_set1_ps(f->p.y_max);
         FFOR_ROWS(FCLAMP_ROW)
+        if (f->p.swish) {
+            FFOR_ROWS(FSWISH_ROW)
+        }
     }
     FFOR_ROWS(FSTORE_ROW)
 }
@@ -707,6 +734,11 @@ static const fkernel_fn fkernels[5][FMR + 1] = {
     }
 #define FCLAMP2(r, b) if (nb > b) d##r##b = _mm512_min_ps(_mm512_max_ps(d##r##b, lo), hi);
 #define FCLAMP2_ROW(r) if (mr > r) { FFOR_BLOCKS2(FCLAMP2, r) }
+#define FSWISH2(r, b)                                                                        \
+    if (nb > b)                                                                              \
+        d##r##b = _mm512_div_ps(d##r##b, _mm512_add_ps(_mm512_set1_ps(1.0f),                 \
+                                                       fexp(_mm512_sub_ps(_mm512_setzero_ps(), d##r##b))));
+#define FSWISH2_ROW(r) if (mr > r) { FFOR_BLOCKS2(FSWISH2, r) }
 #define FSTORE2(r, b)                                                                        \
     if (nb > b)                                                                              \
         _mm512_mask_storeu_ps(y[r] + 16 * b, b == nb - 1 ? tail : 0xffff, d##r##b);
@@ -732,6 +764,9 @@ fkernel12(const fconv *f, size_t g, const int nb, const int mr, const float *bas
     if (last) {
         const __m512 lo = _mm512_set1_ps(f->p.y_min), hi = _mm512_set1_ps(f->p.y_max);
         FFOR_ROWS12(FCLAMP2_ROW)
+        if (f->p.swish) {
+            FFOR_ROWS12(FSWISH2_ROW)
+        }
     }
     FFOR_ROWS12(FSTORE2_ROW)
 }
@@ -879,4 +914,34 @@ void fconv_run(const fconv *f, size_t n, size_t in_h, size_t in_w, size_t out_h,
     while (tm > FMR && threads > 1 && (m + tm - 1) / tm * f->ngroups < 4 * threads)
         tm = (tm / 2 + FMR - 1) / FMR * FMR;
     pthreadpool_parallelize_2d_tile_2d(pool, frun_tile, &t, m, f->ngroups, tm, 1, 0);
+}
+
+/* ---------------------------------------------------------------- fp32 swish */
+
+typedef struct swish_task {
+    const float *x;
+    float *y;
+    size_t n;
+} swish_task;
+
+FTARGET static void swish_span(void *ctx, size_t i0, size_t len)
+{
+    const swish_task *t = ctx;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = i0; i < i0 + len; i += 16) {
+        size_t left = i0 + len - i;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, t->x + i);
+        __m512 e = fexp(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_mask_storeu_ps(t->y + i, m, _mm512_div_ps(x, _mm512_add_ps(one, e)));
+    }
+}
+
+void fswish_run(const float *x, float *y, size_t n, pthreadpool_t pool)
+{
+    swish_task t = {x, y, n};
+    size_t threads = pool ? pthreadpool_get_threads_count(pool) : 1;
+    size_t tile = (n + 2 * threads - 1) / (2 * threads);
+    tile = (tile + 255) / 256 * 256;
+    pthreadpool_parallelize_1d_tile_1d(pool, swish_span, &t, n, tile ? tile : n, 0);
 }

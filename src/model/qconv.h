@@ -86,6 +86,7 @@ typedef struct fconv_params {
     const float *w;       /* [cout][kh][kw][cin] */
     const float *bias;    /* [cout] or NULL */
     float y_min, y_max;   /* output clamp (-INFINITY / INFINITY for none) */
+    int swish;            /* then y = y * sigmoid(y) (ONNX Sigmoid + Mul, EfficientNet) */
 } fconv_params;
 typedef struct fconv fconv;
 
@@ -97,6 +98,11 @@ fconv *fconv_new(const fconv_params *p, int *unsupported);
 void fconv_free(fconv *f);
 void fconv_run(const fconv *f, size_t n, size_t in_h, size_t in_w, size_t out_h, size_t out_w,
                const float *x, float *y, pthreadpool_t pool);
+
+/* Swish / SiLU, y = x * sigmoid(x) = x / (1 + exp(-x)), in one pass over n floats (AVX512F;
+ * exp by range reduction and a degree-6 polynomial: relative error ~2e-7). The fused form of
+ * ONNX's Sigmoid + Mul (EfficientNet); y may be x. */
+void fswish_run(const float *x, float *y, size_t n, pthreadpool_t pool);
 
 /* ONNX Runtime's QLinearAdd, bit for bit (its x86 kernel: real ratios, fused multiply-adds,
  * round half to even): with ra = sa / sc, rb = sb / sc and fixed = zc - fma(ra, za, rb * zb),

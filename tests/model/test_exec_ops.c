@@ -5,8 +5,8 @@
  * Mul/Add/Sub ([1,1,1,C] x [1,H,W,C], rank-2 activations, constant [C] and scalar operands)
  * over batches, int8 per-channel conv / depthwise / fully connected bit-exact with ONNX
  * Runtime's QLinearConv arithmetic, its QLinearAdd with a constant and its global average
- * pool (VNNI CPUs only), the same graph in fp32, and inputs fed with normalised floats
- * (g->input_from_float).
+ * pool (VNNI CPUs only), the same graph in fp32, inputs fed with normalised floats
+ * (g->input_from_float), and the plan's folding of Sigmoid + Mul (swish) and of Relu6.
  */
 #include <math.h>
 #include <stdio.h>
@@ -617,6 +617,78 @@ static void test_broadcast(void **state)
         free(img[i]);
 }
 
+/* ---------------------------------------------------------------- folded nodes */
+
+/* fp32 Mul(x, Sigmoid(x)) after a convolution (fconv's epilogue) and after a depthwise
+ * convolution (an in-place pass), operands in both orders; and a Relu6 after an Add folded
+ * into the Add. */
+static void test_folded_swish_and_clamp(void **state)
+{
+    (void)state;
+    const int H = 8, W = 9, C = 20;
+    uint8_t *img[2] = {image(H, W), image(H, W)};
+    float w1[C * 3], b1[C], w2[9 * C];
+    for (int i = 0; i < C * 3; i++)
+        w1[i] = rndf(-1.0f, 1.0f);
+    for (int i = 0; i < C; i++)
+        b1[i] = rndf(-0.5f, 0.5f);
+    for (int i = 0; i < 9 * C; i++)
+        w2[i] = rndf(-0.5f, 0.5f);
+    for (int threads = 1; threads <= 2; threads++) {
+        ir_graph g = new_graph();
+        int x = add_t(&g, "x", IR_F32, 4, (int64_t[]){1, H, W, 3});
+        int cw1 = add_const(&g, "w1", IR_F32, 4, (int64_t[]){C, 1, 1, 3}, w1);
+        int cb1 = add_const(&g, "b1", IR_F32, 1, (int64_t[]){C}, b1);
+        int cw2 = add_const(&g, "w2", IR_F32, 4, (int64_t[]){1, 3, 3, C}, w2);
+        int t1 = add_act(&g, "t1", IR_F32), s1 = add_act(&g, "s1", IR_F32);
+        int y1 = add_act(&g, "y1", IR_F32), t2 = add_act(&g, "t2", IR_F32);
+        int s2 = add_act(&g, "s2", IR_F32), y2 = add_act(&g, "y2", IR_F32);
+        int a = add_act(&g, "a", IR_F32), r = add_act(&g, "r", IR_F32);
+        add_op(&g, IR_CONV2D, t1, 3, x, cw1, cb1);
+        add_op(&g, IR_LOGISTIC, s1, 1, t1, -1, -1);
+        add_op(&g, IR_MUL, y1, 2, t1, s1, -1);
+        pads(add_op(&g, IR_DWCONV2D, t2, 2, y1, cw2, -1), 1, 1, 1, 1);
+        add_op(&g, IR_LOGISTIC, s2, 1, t2, -1, -1);
+        add_op(&g, IR_MUL, y2, 2, s2, t2, -1);
+        add_op(&g, IR_ADD, a, 2, y2, y1, -1);
+        add_op(&g, IR_RELU6, r, 1, a, -1, -1);
+        g.input = x;
+        g.output = r;
+        runner rn;
+        start(&rn, &g, IMGSIM_PRECISION_FP32, y1, threads, 2);
+        if (fconv_available()) {
+            assert_true(rn.plan.swish[0] && rn.plan.fused[1] && rn.plan.fused[2]);
+            assert_true(rn.plan.swish[3] && rn.plan.fused[4] && rn.plan.fused[5]);
+        }
+        assert_true(rn.plan.fused[7]);
+        assert_true(rn.plan.fuse_lo[6] == 0.0f && rn.plan.fuse_hi[6] == 6.0f);
+        run(&rn, (const uint8_t *const *)img, 2, MEAN, STD);
+        size_t n = (size_t)(H * W * C);
+        for (int i = 0; i < 2; i++) {
+            float *in = normalised(img[i], (size_t)(H * W));
+            float *ry1 = malloc(sizeof(float) * n), *rt2 = malloc(sizeof(float) * n);
+            float *rr = malloc(sizeof(float) * n);
+            assert_true(ry1 && rt2 && rr);
+            conv_ref(in, H, W, 3, w1, b1, C, 1, 1, 1, 1, 0, 0, 0, H, W, ry1);
+            for (size_t k = 0; k < n; k++)
+                ry1[k] = (float)(ry1[k] / (1.0 + exp(-(double)ry1[k])));
+            conv_ref(ry1, H, W, C, w2, NULL, C, 3, 3, 1, 1, 1, 1, 1, H, W, rt2);
+            for (size_t k = 0; k < n; k++) {
+                double v = rt2[k] / (1.0 + exp(-(double)rt2[k])) + ry1[k];
+                rr[k] = (float)(v < 0 ? 0 : v > 6 ? 6 : v);
+            }
+            float *gy1 = read_t(&rn, y1, i), *gr = read_t(&rn, r, i);
+            near(gy1, ry1, n, 1e-5f, "conv + swish");
+            near(gr, rr, n, 1e-5f, "depthwise + swish, add + relu6");
+            free(in); free(ry1); free(rt2); free(rr); free(gy1); free(gr);
+        }
+        stop(&rn);
+        ir_graph_free(&g);
+    }
+    free(img[0]);
+    free(img[1]);
+}
+
 /* ---------------------------------------------------------------- int8 per-channel */
 
 enum { QH = 8, QW = 8, C1 = 40, NCLS = 10 };
@@ -897,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_explicit_pads),
         cmocka_unit_test(test_explicit_pads_quant),
         cmocka_unit_test(test_broadcast),
+        cmocka_unit_test(test_folded_swish_and_clamp),
         cmocka_unit_test(test_int8_per_channel),
         cmocka_unit_test(test_int8_per_channel_fp32),
         cmocka_unit_test(test_input_from_float),

@@ -352,7 +352,7 @@ static void test_fconv_matches_reference(void **state)
             for (size_t i = 0; i < cout; i++)
                 bias[i] = ((float)rnd8() - 128.0f) / 32.0f;
             float lo = ci % 2 ? 0.0f : -INFINITY, hi = ci % 3 == 0 ? 6.0f : INFINITY;
-            fconv_params p = {k, k, s, s, d, d, pad, pad, cin, cout, w, bias, lo, hi};
+            fconv_params p = {k, k, s, s, d, d, pad, pad, cin, cout, w, bias, lo, hi, ci % 4 == 1};
             int unsupported;
             fconv *f = fconv_new(&p, &unsupported);
             assert_non_null(f);
@@ -376,6 +376,8 @@ static void test_fconv_matches_reference(void **state)
                                     }
                                 }
                             acc = acc < lo ? lo : acc > hi ? hi : acc;
+                            if (p.swish)
+                                acc = acc / (1.0 + exp(-acc));
                             float got = y[((img * oh + oy) * oh + ox) * cout + c];
                             if (!(fabs(got - acc) <= 1e-5 * mag + 1e-6))
                                 fail_msg("case %zu threads %d: pixel %zu,%zu,%zu channel %zu: %g, "
