@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # fuzz.sh [SECONDS] — build the libFuzzer targets in fuzz/ with clang (ASan + UBSan) and run
 # each for SECONDS (default 60; the release check uses 600). Seeds: the real models for the
-# TFLite reader, generated images for the decoder. Findings land in build/fuzz/<target>/.
+# TFLite reader, small ONNX models cut from the int8 zoo model (fuzz/onnx_seeds.py), generated images for the decoder. Findings land in build/fuzz/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-${FUZZ_SECONDS:-60}}
 shared=${IMGSIM_SHARED:-$(pwd)/../shared}
 out=build/fuzz; mkdir -p "$out"
 flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config --cflags vips jansson sqlite3 openblas)"
-libsrc=$(find src -name '*.c' ! -path 'src/cli/*' | sort)
+libsrc=$(find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/server/*' | sort)
 libs="$(pkg-config --libs vips jansson libcurl sqlite3 openblas lapacke) -lXNNPACK -lpthreadpool -lm -lpthread"
 for t in ${FUZZ_TARGETS:-fuzz/fuzz_*.c}; do
     name=$(basename "$t" .c)
@@ -17,6 +17,7 @@ for t in ${FUZZ_TARGETS:-fuzz/fuzz_*.c}; do
     corpus="$out/$name/corpus"; mkdir -p "$corpus"
     case $name in
     fuzz_tflite) cp "$shared"/models/*.tflite "$corpus"/ 2>/dev/null || true ;;
+    fuzz_onnx) /usr/bin/python3 fuzz/onnx_seeds.py "$shared/models/mobilenetv2-12-int8.onnx" "$corpus" || true ;;
     fuzz_decode) # a few small real JPEGs, and PNG/GIF/WebP/TIFF versions of one of them
         data=${IMGSIM_DATA:-build/data}
         [ -f "$data/wang1k/labels.csv" ] || { mkdir -p "$data"; tar -xzf "$shared/data/wang1k.tar.gz" -C "$data"; }

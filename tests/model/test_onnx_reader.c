@@ -299,14 +299,42 @@ static int argmax(const float *p, int n)
     return b;
 }
 
-/* bird.rgb -> chickadee through the library, as a bare file: ImageNet normalisation, logits
- * turned into probabilities, labels with a background line (offset 1). */
+/* The zoo file with an unknown field appended: the same model, but a SHA-256 the registry
+ * does not know, so it opens as a bare file (defaults: ImageNet mean / std, the
+ * imagenet_labels.txt beside it, offset 1 found from its 1001 lines). */
+static imgsim_model *bare_int8(void)
+{
+    size_t len;
+    uint8_t *b = tu_read(tu_shared("models/mobilenetv2-12-int8.onnx"), &len);
+    b = realloc(b, len + 3);
+    assert_non_null(b);
+    memcpy(b + len, "\xa0\x06\x00", 3); /* field 100, varint 0 */
+    char path[4096];
+    snprintf(path, sizeof path, "%s", tu_out("bare_int8.onnx"));
+    tu_write(path, b, len + 3);
+    free(b);
+    b = tu_read(tu_shared("models/imagenet_labels.txt"), &len);
+    tu_write(tu_out("imagenet_labels.txt"), b, len);
+    free(b);
+    imgsim_model_opts o;
+    imgsim_model_opts_default(&o);
+    o.threads = 2;
+    imgsim_model *m = NULL;
+    imgsim_error e = {0};
+    if (imgsim_model_open(path, &o, &m, &e) != IMGSIM_OK)
+        fail_msg("%s", e.msg);
+    assert_string_equal(imgsim_model_name(m), "bare_int8.onnx");
+    return m;
+}
+
+/* bird.rgb -> chickadee through the library: ImageNet normalisation, logits turned into
+ * probabilities, labels with a background line (offset 1); registered and bare file. */
 static void test_int8_classify(void **state)
 {
     (void)state;
-    imgsim_precision precs[] = {IMGSIM_PRECISION_AUTO, IMGSIM_PRECISION_FP32};
-    for (int pi = 0; pi < 2; pi++) {
-        imgsim_model *m = tu_model("mobilenetv2-12-int8.onnx", precs[pi]);
+    imgsim_precision precs[] = {IMGSIM_PRECISION_AUTO, IMGSIM_PRECISION_FP32, 0};
+    for (int pi = 0; pi < 3; pi++) {
+        imgsim_model *m = pi < 2 ? tu_model("mobilenetv2-12-int8.onnx", precs[pi]) : bare_int8();
         assert_int_equal(imgsim_model_dim(m), 1280);
         assert_int_equal(imgsim_model_num_classes(m), 1000);
         char *d = imgsim_model_describe(m);
