@@ -157,7 +157,8 @@ static imgsim_status find_layer(const ir_graph *g, const char *want, int *out, i
 }
 
 /* Default embedding: the last global pooling (output 1x1 spatially) in the graph — the
- * feature that feeds the classifier — else the graph output. */
+ * feature that feeds the classifier — else the input of the last fully connected layer,
+ * else the graph output. */
 static int default_layer(const ir_graph *g)
 {
     for (int i = g->nops - 1; i >= 0; i--) {
@@ -167,6 +168,13 @@ static int default_layer(const ir_graph *g)
         if (pool && (y->rank == 2 || (y->rank == 4 && y->shape[1] == 1 && y->shape[2] == 1)))
             return op->out;
     }
+    /* No global pool (VGG-style heads): the input of the last fully connected layer, the
+     * feature the classifier reads, unless that is the image itself. */
+    for (int i = g->nops - 1; i >= 0; i--)
+        if (g->ops[i].kind == IR_FULLY_CONNECTED) {
+            int x = g->ops[i].in[0];
+            return x != g->input && ir_producer(g, x) >= 0 ? x : g->output;
+        }
     return g->output;
 }
 
