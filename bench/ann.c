@@ -800,7 +800,7 @@ int main(int argc, char **argv)
                        atoi(opt(argc, argv, "--repeat", "3")), opt(argc, argv, "--save", NULL),
                        opt(argc, argv, "--load", NULL));
     if (strcmp(cmd, "crossover") == 0)
-        return cmd_crossover(set, opt(argc, argv, "--sizes", "1000,2000,5000,10000,20000,43072"),
+        return cmd_crossover(set, opt(argc, argv, "--sizes", "250,500,1000,2000,5000,10000,20000,43072"),
                              atoi(opt(argc, argv, "--repeat", "2")));
     if (strcmp(cmd, "sq8") == 0)
         return cmd_sq8(set);

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 shared=${IMGSIM_SHARED:-$(pwd)/../shared}
 export IMGSIM_MODEL_DIR=${IMGSIM_MODEL_DIR:-$(pwd)/build/models}
 bin=build/release/imgsim
-ann=build/release/bench/ann
+ann=${ANN_BIN:-build/release/bench/ann}
 out=build/bench/ann; mkdir -p "$out"
 vec=build/bench/myntra_vectors.npy
 efs=${ANN_EF:-10,20,40,60,80,120,200,400}

@@ -94,9 +94,10 @@ void hnsw_ctx_free(hnsw_ctx *c);
  *            qualify;
  *   exclude: a row never returned (query by item), or EXACT_NO_ROW;
  *   full:    NULL, or the full-precision rows (full->vecs, n, dim, norms; full->alive is
- *            honoured like filter): the best max(ef, k) candidates are re-ranked on them and
- *            scores are exact (exact_key of exact.h). Rows of the index at or past full->n
- *            are skipped. Recommended with HNSW_SQ8 or PCA;
+ *            honoured like filter): the closest min(ef, max(3k, 32)) candidates (all ef
+ *            with PCA) are re-ranked on them and scores are exact (the keys of exact.h, up to float
+ *            rounding). Rows of the index at or past full->n are skipped. Recommended with
+ *            HNSW_SQ8 or PCA;
  *   out:     k hits, best first; *nout = hits found (< k only when fewer rows qualify).
  * Errors: E_ARG (k < 1, NULL q, full->dim != dim). */
 imgsim_status hnsw_search(const hnsw *h, hnsw_ctx *ctx, const float *q, int k, int ef,

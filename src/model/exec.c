@@ -12,17 +12,21 @@
  * On CPUs with AVX512-VNNI, quant convolutions and depthwise convolutions run on imgsim's
  * exact kernels (qconv.c, qdwconv.c: about 2.5x XNNPACK 2022's qu8) instead. Convolutions
  * and fully connected layers with int8 or per-channel weights (ONNX QLinearConv/MatMul) need
- * those kernels: without VNNI such models run in fp32.
+ * those kernels: without VNNI such models run in fp32. ONNX-quantized graphs (`ort_arith`)
+ * also add and global-pool with ONNX Runtime's arithmetic (qadd_run, qgap_run). On AVX512F
+ * CPUs fp32 convolutions and fully connected layers run on fconv (qconv.c).
  * Reshape, squeeze and (in fp32) quantize/dequantize nodes are aliases: their output shares
- * the input's buffer, so they cost nothing. Activations live in one arena; a buffer is reused
- * once the last node reading it has run (greedy first-fit by liveness).
+ * the input's buffer, so they cost nothing; so are a Relu/Relu6/Clamp folded into its
+ * producer's output range, and (fp32) a Sigmoid + Mul folded into a swish of its producer.
+ * Activations live in one arena; a buffer is reused once the last node reading it has run
+ * (greedy first-fit by liveness).
  *
  * Threads (quant plans, and fp32 plans with up to 48 MB of weights): a batch of 2+ images
  * runs one image per thread on single-threaded batch-1 sub-contexts, which share the
  * parent's packed weights (imgsim's kernels are read-only once built); a single image runs
  * operator by operator on the pool, or on one thread when that is measured faster (another
- * process holding a core). Larger fp32 models run every batch layer by layer. See
- * docs/MODELS.md.
+ * process holding a core). Larger fp32 models run every batch layer by layer, with the same
+ * fallback to one thread. See docs/MODELS.md.
  */
 #include "model/exec.h"
 
@@ -76,10 +80,12 @@ struct exec_ctx {
      * serially on sub[0] [1], and the number of single-image runs. */
     double one_time[2];
     unsigned one_runs;
+    double one_probe;       /* when to re-time the slower mode next (seconds) */
     int image_parallel;     /* batches one image per sub-context (else only sub[0], for the
                              * serial fallback) */
     double many_time[2];    /* as one_time, per image, for batches run layer by layer */
     unsigned many_runs;
+    double many_probe;
     /* Quantized inputs fed with normalised floats (g->input_from_float): the input byte for
      * each raw channel value, for the mean/std it was made with. */
     uint8_t in_lut[3][256];
@@ -1445,12 +1451,16 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
          * ONE_PROBE runs. */
         double *t = n == 1 ? c->one_time : c->many_time;
         unsigned *runs = n == 1 ? &c->one_runs : &c->many_runs;
+        double *next = n == 1 ? &c->one_probe : &c->many_probe;
         unsigned k = (*runs)++;
         if (*runs == 0)
             *runs = 4; /* wrapped: stay past the warm-up */
-        int probe = k < 4 || k % ONE_PROBE == 0;
-        int serial = k < 4 ? (int)(k & 1) : (t[1] < t[0]) != (k % ONE_PROBE == 0);
         double t0 = seconds();
+        /* re-time the slower mode every ONE_PROBE runs, and at least every second or so
+         * (large models run few images per second; the probe costs at most ~5%) */
+        int late = k >= 4 && t0 >= *next;
+        int probe = k < 4 || k % ONE_PROBE == 0 || late;
+        int serial = k < 4 ? (int)(k & 1) : (t[1] < t[0]) != (k % ONE_PROBE == 0 || late);
         imgsim_status st = IMGSIM_OK;
         if (serial) {
             for (int i = 0; i < n && st == IMGSIM_OK; i++) {
@@ -1466,6 +1476,10 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
         double dt = (seconds() - t0) / n;
         if (k >= 2)
             t[serial] = probe ? dt : 0.75 * t[serial] + 0.25 * dt;
+        if (probe && k >= 3) { /* the slower mode's cost per probe: ~5% of the time between */
+            double slow = (t[0] > t[1] ? t[0] : t[1]) * n;
+            *next = seconds() + (slow * 20 > 1.0 ? slow * 20 : 1.0);
+        }
         return IMGSIM_OK;
     }
     return run_layers(c, rgb, n, mean, std, err);

@@ -1,13 +1,16 @@
 /*
- * qconv.c — exact uint8 convolution as an AVX512-VNNI GEMM (contract and arithmetic in
- * qconv.h).
+ * qconv.c — imgsim's own convolution kernels (contracts and arithmetic in qconv.h): the exact
+ * uint8/int8 convolution as an AVX512-VNNI GEMM (qconv), the fp32 convolution as an AVX512F
+ * indirect GEMM (fconv) with an optional swish epilogue, a one-pass fp32 swish, and ONNX
+ * Runtime's QLinearAdd and QLinearGlobalAveragePool (qadd, qgap). Depthwise: qdwconv.c.
  *
- * Layout. Output channels are cut into groups of up to 64 (four 16-lane blocks); the packed
- * weights of a group are [k/4][block][16 channels][4 k] int8 (w - 128 for uint8 weights, w
- * itself for int8 ones), so the kernel reads them as one sequential stream. Requantization
- * multipliers are kept per channel (all equal for per-tensor weights: the same arithmetic). The kernel computes MR = 6 output pixels (1-5 at tails and
- * for tiny GEMMs such as a batch-1 classifier) x one group:
- * 24 zmm accumulators, per 4 k: 4 weight loads, 6 broadcasts of 4 input bytes, 24 vpdpbusd.
+ * qconv layout. Output channels are cut into groups of up to 64 (four 16-lane blocks); the
+ * packed weights of a group are [k/4][block][16 channels][4 k] int8 (w - 128 for uint8
+ * weights, w itself for int8 ones), so the kernel reads them as one sequential stream.
+ * Requantization multipliers are kept per channel (all equal for per-tensor weights: the
+ * same arithmetic). The kernel computes MR = 6 output pixels (1-5 at tails and for tiny
+ * GEMMs such as a batch-1 classifier) x one group: 24 zmm accumulators, per 4 k: 4 weight
+ * loads, 6 broadcasts of 4 input bytes, 24 vpdpbusd.
  *
  * Threads: tiles of `tm` pixels x one group, tm chosen so a tile holds a few hundred
  * thousand multiply-adds yet every thread gets several tiles. Pointwise convolutions (1x1,

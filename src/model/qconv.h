@@ -1,5 +1,7 @@
 /*
- * qconv.h — uint8 (TFLite "qu8") convolutions on AVX512-VNNI, exact.
+ * qconv.h — imgsim's own kernels: uint8 (TFLite "qu8") and int8-weight (ONNX) convolutions
+ * on AVX512-VNNI, exact; fp32 convolutions on AVX512F (fconv); ONNX Runtime's QLinearAdd and
+ * QLinearGlobalAveragePool arithmetic; a one-pass swish.
  *
  * XNNPACK's qu8 convolutions (Debian's 2022 snapshot) widen bytes to 16 bits and use
  * vpmaddwd; this machine's VNNI instruction (vpdpbusd: 64 uint8 x int8 products per

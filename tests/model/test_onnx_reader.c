@@ -639,7 +639,8 @@ static void ref_conv(const double *x, int ch, int h, int w, const float *wt, con
 
 /* Write `m` to a file, open it through the API (fp32, raw activations) and embed the 9x9
  * test image; returns the vector (malloc'ed) and its length. */
-static float *run_model(pbw *m, const char *file, int *dim)
+/* Embed one fixed 9x9 image with the model; `layer` NULL: the default embedding. */
+static float *run_model(pbw *m, const char *file, const char *layer, int *dim)
 {
     const char *path = tu_out(file);
     tu_write(path, m->p, m->n);
@@ -650,6 +651,7 @@ static float *run_model(pbw *m, const char *file, int *dim)
     o.precision = IMGSIM_PRECISION_FP32;
     o.no_normalize = 1;
     o.threads = 1;
+    o.layer = layer;
     imgsim_model *md = NULL;
     imgsim_error e = {0};
     if (imgsim_model_open(path, &o, &md, &e) != IMGSIM_OK)
@@ -733,7 +735,7 @@ static void test_numerics_conv(void **state)
     ir_graph_free(&ig);
     /* the numbers */
     int dim;
-    float *v = run_model(&m, "onnx_conv.onnx", &dim);
+    float *v = run_model(&m, "onnx_conv.onnx", NULL, &dim);
     assert_int_equal(dim, 4 * 4 * 8);
     double x[3 * 81], y1[4 * 16], y2[8 * 16];
     int oh, ow, p1[4] = {0, 0, 1, 1}, p2[4] = {1, 1, 1, 1};
@@ -794,7 +796,7 @@ static void test_numerics_flatten_gemm(void **state)
     assert_false(ig.t[ir_find_tensor(&ig, "f")].data);
     ir_graph_free(&ig);
     int dim;
-    float *v = run_model(&m, "onnx_flatten.onnx", &dim);
+    float *v = run_model(&m, "onnx_flatten.onnx", "y", &dim);
     assert_int_equal(dim, 3);
     double x[3 * 81], c[2 * 81], p[8];
     int oh, ow, p0[4] = {0, 0, 0, 0};
