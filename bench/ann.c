@@ -10,12 +10,12 @@
  *       points and 1000 query points, each between a random reduced row and one of its
  *       nearest rows, plus noise shaped like the data (see prepare_derived); seeded.
  *   ann run --set DIR/NAME [--ef 10,20,...] [--threads 2] [--configs f32,sq8,pca256-sq8]
- *           [--repeat 3] [--save FILE] [--load FILE]
+ *           [--repeat 3] [--save PREFIX] [--load PREFIX]
  *       per config: build time (threads), bytes per vector, then for every ef single-thread
  *       queries: recall@10 against gt and queries/s (best of --repeat passes); sq8 and PCA
- *       configs re-rank on the float rows (part of the timed search). --save: the f32 index
- *       is saved and queried after hnsw_open (times printed); --load: no build, the index
- *       is opened from FILE (one config, which must match it).
+ *       configs re-rank on the float rows (part of the timed search). --save: each index is
+ *       saved as PREFIX.CONFIG.idx and queried after hnsw_open (save/open times printed);
+ *       --load: no build, the indexes are opened from PREFIX.CONFIG.idx.
  *   ann crossover --set DIR/NAME [--sizes 1000,...]
  *       for growing prefixes of base: exact_search time of one query (1 and 2 threads) and
  *       HNSW at the default ef (time, recall) — where HNSW starts to pay.
@@ -120,7 +120,8 @@ static void npy_close(npy *a) { munmap(a->map, a->map_len); }
 static void npy_save(const char *path, const void *data, size_t rows, size_t cols, int is_int)
 {
     char head[128];
-    int n = snprintf(head, sizeof head, "{'descr': '%s', 'fortran_order': False, 'shape': (%zu, %zu), }",
+    int n = snprintf(head, sizeof head,
+                     "{'descr': '%s', 'fortran_order': False, 'shape': (%zu, %zu), }",
                      is_int ? "<i4" : "<f4", rows, cols);
     int total = 10 + n + 1, pad = (64 - total % 64) % 64;
     FILE *f = fopen(path, "wb");
@@ -185,7 +186,8 @@ static int32_t *ground_truth(const float *base, size_t n, const float *q, size_t
     exact_hit *hits = xmalloc(nq * K * sizeof *hits);
     int *nout = xmalloc(nq * sizeof(int));
     imgsim_error err = {0};
-    if (exact_search(&s, IMGSIM_METRIC_COSINE, q, nq, K, NULL, NULL, 0, hits, nout, &err) != IMGSIM_OK)
+    if (exact_search(&s, IMGSIM_METRIC_COSINE, q, nq, K, NULL, NULL, 0, hits, nout, &err) !=
+        IMGSIM_OK)
         die("exact search", &err);
     int32_t *gt = xmalloc(nq * K * sizeof(int32_t));
     for (size_t i = 0; i < nq * K; i++)
@@ -294,7 +296,8 @@ static void prepare_derived(const npy *x, size_t nbase, int dims, const char *di
         rows[r] = (uint32_t)r;
     exact_hit *nn = xmalloc(n * MIX_K * sizeof *nn);
     int *nnn = xmalloc(n * sizeof(int));
-    if (exact_search_rows(&s, IMGSIM_METRIC_L2, rows, n, MIX_K, NULL, 0, nn, nnn, &err) != IMGSIM_OK)
+    if (exact_search_rows(&s, IMGSIM_METRIC_L2, rows, n, MIX_K, NULL, 0, nn, nnn, &err) !=
+        IMGSIM_OK)
         die("nearest neighbours", &err);
     double mean = 0;
     for (size_t r = 0; r < n; r++) {
@@ -449,6 +452,14 @@ static config parse_config(const char *s)
     return c;
 }
 
+/* PREFIX.CONFIG.idx */
+static const char *index_path(const char *prefix, const char *cfg)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s.%s.idx", prefix, cfg);
+    return buf;
+}
+
 static int cmd_run(const char *dir, const char *efs, int threads, const char *configs, int repeat,
                    const char *save, const char *load)
 {
@@ -466,34 +477,36 @@ static int cmd_run(const char *dir, const char *efs, int threads, const char *co
         p.pca_dims = cf.pca;
         hnsw *h;
         imgsim_error err = {0};
-        double t = now_s();
         if (load) {
-            if (hnsw_open(load, &h, &err) != IMGSIM_OK)
+            if (hnsw_open(index_path(load, cf.name), &h, &err) != IMGSIM_OK)
                 die("open", &err);
-        } else if (hnsw_build(&p, ds.base.data, ds.base.rows, (int)ds.base.cols, NULL, threads,
-                              &h, &err) != IMGSIM_OK) {
-            die("build", &err);
+        } else {
+            double t = now_s();
+            if (hnsw_build(&p, ds.base.data, ds.base.rows, (int)ds.base.cols, NULL, threads, &h,
+                           &err) != IMGSIM_OK)
+                die("build", &err);
+            t = now_s() - t;
+            hnsw_info info;
+            hnsw_get_info(h, &info);
+            double bpv = (double)(info.bytes_codes + info.bytes_graph + info.bytes_other) /
+                         (double)info.count;
+            printf("{\"bench\":\"ann_build\",\"set\":\"%s\",\"impl\":\"imgsim\",\"config\":\"%s\","
+                   "\"n\":%zu,\"dim\":%zu,\"threads\":%d,\"seconds\":%.2f,"
+                   "\"bytes_per_vector\":%.1f,"
+                   "\"bytes_per_vector_with_floats\":%.1f,\"max_level\":%d}\n",
+                   ds.name, cf.name, info.count, ds.base.cols, threads, t, bpv,
+                   bpv + (cf.storage == HNSW_F32 && !cf.pca ? 0.0 : 4.0 * (double)ds.base.cols),
+                   info.max_level);
+            fflush(stdout);
         }
-        t = now_s() - t;
-        hnsw_info info;
-        hnsw_get_info(h, &info);
-        double bpv = (double)(info.bytes_codes + info.bytes_graph + info.bytes_other) /
-                     (double)info.count;
-        printf("{\"bench\":\"ann_build\",\"set\":\"%s\",\"impl\":\"imgsim\",\"config\":\"%s\","
-               "\"n\":%zu,\"dim\":%zu,\"threads\":%d,\"seconds\":%.2f,\"bytes_per_vector\":%.1f,"
-               "\"bytes_per_vector_with_floats\":%.1f,\"max_level\":%d}\n",
-               ds.name, cf.name, info.count, ds.base.cols, threads, t, bpv,
-               bpv + (cf.storage == HNSW_F32 && !cf.pca ? 0.0 : 4.0 * (double)ds.base.cols),
-               info.max_level);
-        fflush(stdout);
-        if (save && !load && cf.storage == HNSW_F32 && !cf.pca) {
+        if (save) { /* queries then run on the saved file, opened (mapped) again */
             double ts = now_s();
-            if (hnsw_save(h, save, &err) != IMGSIM_OK)
+            if (hnsw_save(h, index_path(save, cf.name), &err) != IMGSIM_OK)
                 die("save", &err);
             ts = now_s() - ts;
             hnsw_free(h);
             double to = now_s();
-            if (hnsw_open(save, &h, &err) != IMGSIM_OK)
+            if (hnsw_open(index_path(save, cf.name), &h, &err) != IMGSIM_OK)
                 die("open", &err);
             to = now_s() - to;
             printf("{\"bench\":\"ann_io\",\"set\":\"%s\",\"config\":\"%s\",\"save_s\":%.2f,"
@@ -532,7 +545,8 @@ static int cmd_crossover(const char *dir, const char *sizes, int repeat)
         /* exact ground truth on this prefix */
         exact_hit *gt = xmalloc(nq * K * sizeof *gt), hits[K];
         int *gn = xmalloc(nq * sizeof(int));
-        if (exact_search(&s, IMGSIM_METRIC_COSINE, q, nq, K, NULL, NULL, 0, gt, gn, &err) != IMGSIM_OK)
+        if (exact_search(&s, IMGSIM_METRIC_COSINE, q, nq, K, NULL, NULL, 0, gt, gn, &err) !=
+            IMGSIM_OK)
             die("exact", &err);
         double ex_t[2];
         for (int th = 1; th <= 2; th++) {
@@ -568,7 +582,8 @@ static int cmd_crossover(const char *dir, const char *sizes, int repeat)
             double t = now_s();
             for (size_t i = 0; i < nq; i++) {
                 int nn;
-                if (hnsw_search(h, c, q + i * d, K, 0, NULL, EXACT_NO_ROW, NULL, hits, &nn, &err) != IMGSIM_OK)
+                if (hnsw_search(h, c, q + i * d, K, 0, NULL, EXACT_NO_ROW, NULL, hits, &nn,
+                                &err) != IMGSIM_OK)
                     die("search", &err);
                 for (int j = 0; j < nn; j++)
                     for (int x = 0; x < gn[i]; x++)
@@ -695,7 +710,8 @@ static int cmd_sq8(const char *dir)
                 sc[i * n + r] = (float)s;
             }
         }
-        printf("{\"bench\":\"ann_sq8_scheme\",\"set\":\"%s\",\"scheme\":\"%s\",\"brute_recall\":%.4f}\n",
+        printf("{\"bench\":\"ann_sq8_scheme\",\"set\":\"%s\",\"scheme\":\"%s\","
+               "\"brute_recall\":%.4f}\n",
                ds.name, names[scheme], brute_recall(&ds, sc, nq));
         fflush(stdout);
     }
@@ -800,7 +816,8 @@ int main(int argc, char **argv)
                        atoi(opt(argc, argv, "--repeat", "3")), opt(argc, argv, "--save", NULL),
                        opt(argc, argv, "--load", NULL));
     if (strcmp(cmd, "crossover") == 0)
-        return cmd_crossover(set, opt(argc, argv, "--sizes", "250,500,1000,2000,5000,10000,20000,43072"),
+        return cmd_crossover(set,
+                             opt(argc, argv, "--sizes", "250,500,1000,2000,5000,10000,20000,43072"),
                              atoi(opt(argc, argv, "--repeat", "2")));
     if (strcmp(cmd, "sq8") == 0)
         return cmd_sq8(set);

@@ -43,24 +43,43 @@ if [ ! -f "$out/myntra/gt.npy" ] || { [ -n "$derive" ] && [ ! -f "$out/derived/g
 fi
 sets="myntra"; [ -n "$derive" ] && sets="myntra derived"
 
+# Builds first (each index saved), then ROUNDS query rounds alternating imgsim and hnswlib
+# on the saved indexes: the summary takes each side's best QPS over the rounds, so a burst
+# of load from other jobs on this shared machine hits one round, not one side.
+rounds=${ANN_ROUNDS:-3}
 log=$out/ann.jsonl; : > "$log"
 for s in $sets; do
     configs=f32,sq8; [ "$s" = myntra ] && configs=f32,sq8,pca256-sq8
-    echo "== $s: imgsim"
-    $ann run --set "$out/$s" --configs "$configs" --ef "$efs" --threads 2 --save "$out/$s.idx" | tee -a "$log"
-    echo "== $s: hnswlib"
-    /usr/bin/python3 bench/ann_hnswlib.py --set "$out/$s" --ef "$efs" --threads 2 | tee -a "$log"
+    echo "== $s: imgsim builds"
+    $ann run --set "$out/$s" --configs "$configs" --ef "$efs" --threads 2 --repeat 1 --save "$out/$s" | tee -a "$log"
+    echo "== $s: hnswlib build"
+    rm -f "$out/$s.hnswlib.bin"
+    /usr/bin/python3 bench/ann_hnswlib.py --set "$out/$s" --ef "$efs" --threads 2 --repeat 1 \
+        --index "$out/$s.hnswlib.bin" | tee -a "$log"
+    for r in $(seq "$rounds"); do
+        echo "== $s: query round $r"
+        $ann run --set "$out/$s" --configs "$configs" --ef "$efs" --repeat 1 --load "$out/$s" | tee -a "$log"
+        /usr/bin/python3 bench/ann_hnswlib.py --set "$out/$s" --ef "$efs" --repeat 1 \
+            --index "$out/$s.hnswlib.bin" | tee -a "$log"
+    done
 done
 echo "== exact vs HNSW crossover (Myntra prefixes)"
 $ann crossover --set "$out/myntra" | tee -a "$log"
-[ -n "$derive" ] && $ann crossover --set "$out/derived" --sizes 10000,30000,100000,300000,1000000 | tee -a "$log"
+[ -n "$derive" ] && $ann crossover --set "$out/derived" --sizes 1000,10000,100000,300000 | tee -a "$log"
 echo "== sq8 schemes (brute force on codes)"
 $ann sq8 --set "$out/myntra" | tee -a "$log"
 /usr/bin/python3 - "$log" <<'PY'
 import json, math, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 def q(s, impl, cfg):
-    return sorted((r for r in rows if r["bench"] == "ann_query" and r["set"] == s and r["impl"] == impl and r["config"] == cfg), key=lambda r: r["ef"])
+    """One point per ef: the recall, and the best QPS of all rounds."""
+    best = {}
+    for r in rows:
+        if r["bench"] == "ann_query" and r["set"] == s and r["impl"] == impl and r["config"] == cfg:
+            b = best.get(r["ef"])
+            if b is None or r["qps"] > b["qps"]:
+                best[r["ef"]] = r
+    return [best[e] for e in sorted(best)]
 def at_recall(pts, target=0.95):
     """QPS at the given recall, interpolated (log QPS linear in recall) between ef points."""
     for a, b in zip(pts, pts[1:]):

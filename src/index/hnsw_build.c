@@ -214,7 +214,8 @@ static void *build_worker(void *arg)
     hnsw_ctx *c = NULL;
     imgsim_error e = {0};
     float *t = malloc(j->h->cdim_pad * sizeof(float));
-    imgsim_status st = t ? hnsw_ctx_new(&c, &e) : imgsim_fail(&e, IMGSIM_E_NOMEM, "hnsw: out of memory");
+    imgsim_status st = t ? hnsw_ctx_new(&c, &e)
+                         : imgsim_fail(&e, IMGSIM_E_NOMEM, "hnsw: out of memory");
     if (st == IMGSIM_OK)
         st = hnsw_ctx_prepare(c, j->h, &e);
     while (st == IMGSIM_OK && !atomic_load(&j->failed)) {

@@ -87,22 +87,8 @@ static imgsim_status repair(hnsw *h, hnsw_ctx *c, const uint8_t *dead, uint32_t 
         /* nothing nearby survived: find neighbours by a search from the entry point */
         repair_args a = {dead, s};
         hnsw_query_from_slot(h, s, &c->q);
-        float d = hnsw_dist(h, &c->q, h->entry);
-        uint32_t ep = h->entry;
-        for (int l = h->max_level; l > level; l--) {
-            for (int changed = 1; changed;) {
-                changed = 0;
-                uint32_t *ls, ln = *hnsw_links(h, ep, l, &ls);
-                for (uint32_t i = 0; i < ln; i++) {
-                    float di = hnsw_dist(h, &c->q, ls[i]);
-                    if (di < d) {
-                        d = di;
-                        ep = ls[i];
-                        changed = 1;
-                    }
-                }
-            }
-        }
+        float d;
+        uint32_t ep = hnsw_descend(h, &c->q, h->entry, h->max_level, level, &d);
         st = hnsw_search_level(h, c, &c->q, ep, d, level, h->p.ef_construction, accept_alive, &a);
         if (st != IMGSIM_OK)
             return st;

@@ -153,28 +153,8 @@ imgsim_status hnsw_link_node(hnsw *h, hnsw_ctx *c, uint32_t slot, imgsim_error *
         h->max_level = level;
         goto out;
     }
-    float d = hnsw_dist(h, &c->q, ep);
-    for (int l = top; l > level; l--) {
-        /* greedy step on level l */
-        for (int changed = 1; changed;) {
-            changed = 0;
-            hnsw_lock(h, ep);
-            uint32_t *ids, n = *hnsw_links(h, ep, l, &ids);
-            uint32_t best = ep;
-            for (uint32_t i = 0; i < n; i++) {
-                float di = hnsw_dist(h, &c->q, ids[i]);
-                if (di < d) {
-                    d = di;
-                    best = ids[i];
-                }
-            }
-            hnsw_unlock(h, ep);
-            if (best != ep) {
-                ep = best;
-                changed = 1;
-            }
-        }
-    }
+    float d;
+    ep = hnsw_descend(h, &c->q, ep, top, level, &d);
     /* search every level first, publish the links afterwards from level 0 up: a node
      * reachable on a level then always has its lists on that level and below (another
      * thread's descent that ends at it finds a level-0 list, not an empty dead end) */

@@ -320,9 +320,10 @@ static inline void hnsw_heap_pop_max(hnsw_heap *hp)
         hp->v[i] = x;
 }
 
-/* Greedy descent from the entry point down to level `stop` + 1 (ef = 1 on each level);
- * returns the slot to start level `stop` from. Takes locks when building. */
-uint32_t hnsw_descend(const hnsw *h, const hnsw_query *q, int stop, float *d_out);
+/* Greedy descent (ef = 1) from `ep` on level `top` down to level `stop` + 1; returns the
+ * slot to start level `stop` from and its distance in *d_out. Takes locks when building. */
+uint32_t hnsw_descend(const hnsw *h, const hnsw_query *q, uint32_t ep, int top, int stop,
+                      float *d_out);
 
 /* Best-first search of one level from `ep`, keeping the `ef` closest in c->res (max-heap).
  * With accept != NULL only slots accepted by it enter the results (all are walked).
@@ -350,8 +351,6 @@ imgsim_status hnsw_reserve_rows(hnsw *h, size_t rows, imgsim_error *err);
 /* A run of `len` upper blocks (reusing a freed one when possible); HNSW_NONE on failure. */
 uint32_t hnsw_upper_alloc(hnsw *h, int len);
 void hnsw_upper_release(hnsw *h, uint32_t start, int len);
-/* Make the blocks / upper arrays writable heap memory (after hnsw_open). */
-imgsim_status hnsw_make_owned(hnsw *h, imgsim_error *err);
 /* A new, empty index for `dim`-d input with parameters p (checked); compression fitted
  * by the caller. */
 imgsim_status hnsw_alloc(const hnsw_params *p, int dim, hnsw **out, imgsim_error *err);

@@ -72,16 +72,6 @@ static imgsim_status upper_resize(hnsw *h, size_t cap, imgsim_error *err)
     return IMGSIM_OK;
 }
 
-imgsim_status hnsw_make_owned(hnsw *h, imgsim_error *err)
-{
-    imgsim_status st = IMGSIM_OK;
-    if (!h->owned_blocks)
-        st = blocks_resize(h, h->nslots ? h->nslots : 1, err);
-    if (st == IMGSIM_OK && !h->owned_upper)
-        st = upper_resize(h, h->nupper ? h->nupper : 1, err);
-    return st;
-}
-
 imgsim_status hnsw_reserve_rows(hnsw *h, size_t rows, imgsim_error *err)
 {
     if (rows > h->cap_rows) {
