@@ -17,6 +17,7 @@ for t in ${FUZZ_TARGETS:-fuzz/fuzz_*.c}; do
     corpus="$out/$name/corpus"; mkdir -p "$corpus"
     case $name in
     fuzz_tflite) cp "$shared"/models/*.tflite "$corpus"/ 2>/dev/null || true ;;
+    fuzz_hnsw_open) make -s build/release/bench/ann && build/release/bench/ann seeds "$corpus" >/dev/null 2>&1 || true ;;
     fuzz_onnx) /usr/bin/python3 fuzz/onnx_seeds.py "$shared/models/mobilenetv2-12-int8.onnx" "$corpus" || true ;;
     fuzz_decode) # a few small real JPEGs, and PNG/GIF/WebP/TIFF versions of one of them
         data=${IMGSIM_DATA:-build/data}

@@ -477,6 +477,9 @@ static imgsim_status build(imgsim_db *db, const hnsw_params *p, int threads, con
                            "a PCA to %d dimensions needs more than %d vectors (the collection "
                            "has %zu): use fewer --dims or none",
                            p->pca_dims, p->pca_dims, db->nalive);
+    if (db->nalive == 0) /* nothing to index (yet): searches of an empty collection are exact,
+                          * and a later `index --ann` or `ann build` builds the index */
+        return IMGSIM_OK;
     hnsw *h = NULL;
     imgsim_status s = hnsw_build(p, db->map, db->nrows, db->dim, db->alive, threads, &h, err);
     if (s == IMGSIM_OK)
