@@ -190,5 +190,14 @@ check "  ...info says none" info "assert d['status'] == 'none', d"
 $BIN query --db "$DB" --id img/300.jpg -k 3 --ann 2> "$OUT/none.err" > /dev/null
 check "  ...--ann notes there is no index" grep -q "note: the collection has no HNSW index" "$OUT/none.err"
 
+# --- an empty collection: nothing to index yet, no error; the first rows build it
+E=$OUT/empty; mkdir -p "$E/none" "$E/two"; cp "$W/1.jpg" "$W/2.jpg" "$E/two/"
+check "index --ann of an empty folder succeeds" $BIN index "$E/none" --db "$E/db" --ann --quiet
+check "ann build of an empty collection succeeds" $BIN ann build --db "$E/db"
+$BIN index "$E/two" --db "$E/db" --ann --quiet 2> /dev/null
+check "  ...adding rows builds the index" bash -c "$BIN ann info --db '$E/db' | grep -q 'nodes: *2'"
+$BIN remove --db "$E/db" two/1.jpg two/2.jpg 2> /dev/null
+check "  ...removing every item leaves an empty index" bash -c "$BIN ann info --db '$E/db' | grep -q 'nodes: *0'"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]
