@@ -12,52 +12,11 @@
 
 #include "../testutil.h"
 #include "index/exact.h"
+#include "vecset.h"
 
 static const imgsim_metric metrics[] = {IMGSIM_METRIC_COSINE, IMGSIM_METRIC_L2, IMGSIM_METRIC_L1};
 
 /* ------------------------------------------------------------ data */
-
-static uint64_t rng_state;
-static void rng_seed(uint64_t s) { rng_state = s * 2862933555777941757ull + 3037000493ull; }
-static uint32_t rng(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(rng_state >> 33);
-}
-static float rng_unit(void) { return (float)rng() / 2147483648.0f; } /* [0, 1) */
-
-/* A set that owns its buffers. */
-typedef struct tset {
-    exact_set s;
-    float *vecs, *norms;
-    uint8_t *alive;
-} tset;
-
-static tset tset_new(size_t n, int dim)
-{
-    tset t = {0};
-    t.vecs = calloc(n * (size_t)dim + 1, sizeof(float));
-    t.norms = calloc(n + 1, sizeof(float));
-    t.alive = malloc(n + 1);
-    assert_non_null(t.vecs);
-    assert_non_null(t.norms);
-    assert_non_null(t.alive);
-    memset(t.alive, 1, n + 1);
-    t.s = (exact_set){t.vecs, n, dim, t.norms, NULL};
-    return t;
-}
-
-static void tset_done(tset *t)
-{
-    exact_norms(t->vecs, t->s.n, t->s.dim, t->norms);
-}
-
-static void tset_free(tset *t)
-{
-    free(t->vecs);
-    free(t->norms);
-    free(t->alive);
-}
 
 /* Integer values in [-3, 3]: sums are exact in float. Every 7th row copies an earlier one
  * (exact ties) and row 5 is all zeros (cosine with a zero norm). */

@@ -20,49 +20,14 @@
 #include "index/exact.h"
 #include "index/hnsw.h"
 #include "index/hnsw_internal.h"
+#include "vecset.h"
 
 /* ------------------------------------------------------------ data */
 
-static uint64_t rng_state;
-static void rng_seed(uint64_t s) { rng_state = s * 2862933555777941757ull + 3037000493ull; }
-static uint32_t rng(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(rng_state >> 33);
-}
-static float rng_unit(void) { return (float)rng() / 2147483648.0f; } /* [0, 1) */
 static float rng_gauss(void)
 {
     float u = rng_unit() + 1e-7f, v = rng_unit();
     return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
-}
-
-/* A vector set with its norms (and an alive array, all 1). */
-typedef struct tset {
-    exact_set s;
-    float *vecs, *norms;
-    uint8_t *alive;
-} tset;
-
-static tset tset_alloc(size_t n, int dim)
-{
-    tset t = {0};
-    t.vecs = calloc(n * (size_t)dim + 1, sizeof(float));
-    t.norms = calloc(n + 1, sizeof(float));
-    t.alive = malloc(n + 1);
-    assert_non_null(t.vecs);
-    assert_non_null(t.norms);
-    assert_non_null(t.alive);
-    memset(t.alive, 1, n + 1);
-    t.s = (exact_set){t.vecs, n, dim, t.norms, NULL};
-    return t;
-}
-
-static void tset_free(tset *t)
-{
-    free(t->vecs);
-    free(t->norms);
-    free(t->alive);
 }
 
 /* n points around `nc` Gaussian centres (spread 1, centres spread 3), plus an offset so
@@ -70,7 +35,7 @@ static void tset_free(tset *t)
 static tset clustered(size_t n, int dim, int nc, uint64_t seed)
 {
     rng_seed(seed);
-    tset t = tset_alloc(n, dim);
+    tset t = tset_new(n, dim);
     float *cent = malloc((size_t)nc * (size_t)dim * sizeof(float));
     assert_non_null(cent);
     for (size_t i = 0; i < (size_t)nc * (size_t)dim; i++)
@@ -863,7 +828,7 @@ static void test_recall_real(void **state)
     size_t n;
     int dim;
     float *v = wang_vectors(&n, &dim);
-    tset t = tset_alloc(n, dim);
+    tset t = tset_new(n, dim);
     memcpy(t.vecs, v, n * (size_t)dim * sizeof(float));
     free(v);
     exact_norms(t.vecs, n, dim, t.norms);
@@ -924,7 +889,7 @@ static void test_recall_myntra(void **state)
     assert_non_null(strstr(hdr, "<f4"));
     free(hdr);
     const size_t n = rows < 10000 ? rows : 10000, nq = 200;
-    tset t = tset_alloc(n, (int)dim);
+    tset t = tset_new(n, (int)dim);
     assert_int_equal(fread(t.vecs, sizeof(float), n * dim, f), n * dim);
     fclose(f);
     exact_norms(t.vecs, n, (int)dim, t.norms);
