@@ -11,9 +11,7 @@
  * rows in it but dead are removed, and the result is saved under a new name and committed;
  * a big change, a compaction, or a missing or damaged file rebuild it from the vectors.
  *
- * The per-handle state hangs off imgsim_db.ann and is freed with the handle's SQLite
- * connection (a no-op SQL function carries it, with the state's destructor as the
- * function's destructor), so imgsim_db_close needs no knowledge of this file.
+ * The per-handle state hangs off imgsim_db.ann; imgsim_db_close frees it (ann_close).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -57,20 +55,15 @@ typedef struct ann_meta {
 
 /* ---- the per-handle state */
 
-static void state_free(void *p)
+void ann_close(imgsim_db *db)
 {
-    struct ann_state *st = p;
+    struct ann_state *st = db->ann;
     if (!st)
         return;
     hnsw_free(st->h);
     hnsw_ctx_free(st->ctx);
     free(st);
-}
-
-static void state_fn(sqlite3_context *c, int argc, sqlite3_value **argv)
-{
-    (void)argc, (void)argv;
-    sqlite3_result_null(c);
+    db->ann = NULL;
 }
 
 static struct ann_state *get_state(imgsim_db *db, imgsim_error *err)
@@ -79,12 +72,6 @@ static struct ann_state *get_state(imgsim_db *db, imgsim_error *err)
         return db->ann;
     struct ann_state *st = calloc(1, sizeof *st);
     if (!st) {
-        imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-        return NULL;
-    }
-    /* SQLite calls state_free when the connection closes (and when this call fails). */
-    if (sqlite3_create_function_v2(db->sql, "imgsim_ann_state", 0, SQLITE_UTF8, st, state_fn,
-                                   NULL, NULL, state_free) != SQLITE_OK) {
         imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
         return NULL;
     }

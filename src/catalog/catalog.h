@@ -62,7 +62,7 @@ struct imgsim_db {
     uint32_t *drops;
     size_t ndrops, capdrops;
     /* ann.c: the mapped HNSW index and its search scratch (NULL until a query needs it;
-     * freed with the SQLite connection, see ann.c) */
+     * freed by imgsim_db_close through ann_close) */
     struct ann_state *ann;
 };
 
@@ -162,5 +162,7 @@ imgsim_status ann_search(imgsim_db *db, imgsim_metric m, const float *q, int k, 
 /* After a commit that added or dropped rows: bring an existing index in step and save it
  * (lazy: a large index may be left a little behind, see ann.c). No-op without an index. */
 imgsim_status ann_refresh(imgsim_db *db, int lazy, imgsim_error *err);
+/* Free the handle's index state (mapping, search scratch); imgsim_db_close calls it. */
+void ann_close(imgsim_db *db);
 
 #endif

@@ -335,6 +335,7 @@ void imgsim_db_close(imgsim_db *db)
 {
     if (!db)
         return;
+    ann_close(db);
     vec_close(db);
     if (db->sql)
         sqlite3_close_v2(db->sql);
