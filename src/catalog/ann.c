@@ -25,6 +25,7 @@
 #include "catalog/catalog.h"
 #include "core/error.h"
 #include "index/hnsw.h"
+#include "index/topk.h"
 
 /* Lazy maintenance: an index file larger than this may stay behind the catalogue by fewer
  * than ANN_LAZY_ROWS (and under 1 % of its nodes) changed rows; the next larger change, or
@@ -317,26 +318,6 @@ static imgsim_status cached(imgsim_db *db, struct ann_state *st, const ann_meta 
 
 /* ---- searching */
 
-/* Merge the best k of a (na) and b (nb), both best first, into a. */
-static imgsim_status merge_hits(imgsim_metric m, exact_hit *a, int *na, const exact_hit *b,
-                                int nb, int k, imgsim_error *err)
-{
-    exact_hit *t = malloc((size_t)k * sizeof *t);
-    if (!t)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-    int i = 0, j = 0, n = 0;
-    while (n < k && (i < *na || j < nb)) {
-        if (j >= nb || (i < *na && nbr_better(m, &a[i], &b[j])))
-            t[n++] = a[i++];
-        else
-            t[n++] = b[j++];
-    }
-    memcpy(a, t, (size_t)n * sizeof *t);
-    *na = n;
-    free(t);
-    return IMGSIM_OK;
-}
-
 imgsim_status ann_search(imgsim_db *db, imgsim_metric m, const float *q, int k, int ef,
                          const uint8_t *filter, uint32_t exclude, exact_hit *out, int *nout,
                          int *used, const char **why, imgsim_error *err)
@@ -389,8 +370,10 @@ imgsim_status ann_search(imgsim_db *db, imgsim_metric m, const float *q, int k, 
         s = exact_search(&tail, m, q, 1, k, filter ? filter + base : NULL, &ex, 1, th, &tn, err);
         for (int i = 0; i < tn; i++)
             th[i].row += (uint32_t)base;
-        if (s == IMGSIM_OK)
-            s = merge_hits(m, out, nout, th, tn, k, err);
+        if (s == IMGSIM_OK && (*nout = topk_merge(m, out, *nout, th, tn, k)) < 0) {
+            *nout = 0;
+            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        }
         free(th);
         if (s != IMGSIM_OK)
             return s;

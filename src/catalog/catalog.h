@@ -131,8 +131,6 @@ int nbr_read(imgsim_db *db, uint32_t r, exact_hit *out, int k);
 /* After adds or removes: bring an existing table up to date (incrementally when the change
  * is small); without a table, just forget the change log. */
 imgsim_status nbr_refresh(imgsim_db *db, imgsim_error *err);
-/* 1 when hit a is closer than hit b under metric m (ties: lower row). */
-int nbr_better(imgsim_metric m, const exact_hit *a, const exact_hit *b);
 
 /* ---- ann.c: the HNSW index (index/hnsw.h) kept in step with the catalogue
  *

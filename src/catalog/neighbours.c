@@ -15,13 +15,7 @@
 
 #include "catalog/catalog.h"
 #include "core/error.h"
-
-int nbr_better(imgsim_metric m, const exact_hit *a, const exact_hit *b)
-{
-    if (a->score != b->score)
-        return m == IMGSIM_METRIC_COSINE ? a->score > b->score : a->score < b->score;
-    return a->row < b->row;
-}
+#include "index/topk.h"
 
 int imgsim_neighbours_info(imgsim_db *db, int *k, imgsim_metric *m, int *fresh)
 {
@@ -144,27 +138,6 @@ static imgsim_status load(imgsim_db *db, int k, exact_hit *lists, int *counts, i
     return rc == SQLITE_DONE ? IMGSIM_OK : cat_sql_fail(db, err, "cannot read the neighbour table");
 }
 
-/* Merge candidates b (nb, best first) into list a (na of k, best first). Returns the new
- * count, or -1 without memory. */
-static int merge(imgsim_metric m, exact_hit *a, int na, const exact_hit *b, int nb, int k)
-{
-    exact_hit tmp[256];
-    exact_hit *t = k <= 256 ? tmp : malloc((size_t)k * sizeof *t);
-    if (!t)
-        return -1;
-    int i = 0, j = 0, n = 0;
-    while (n < k && (i < na || j < nb)) {
-        if (j >= nb || (i < na && nbr_better(m, &a[i], &b[j])))
-            t[n++] = a[i++];
-        else
-            t[n++] = b[j++];
-    }
-    memcpy(a, t, (size_t)n * sizeof *t);
-    if (t != tmp)
-        free(t);
-    return n;
-}
-
 static imgsim_status incremental(imgsim_db *db, int k, imgsim_metric m, int threads,
                                  const uint32_t *added, size_t na, imgsim_error *err)
 {
@@ -235,9 +208,9 @@ static imgsim_status incremental(imgsim_db *db, int k, imgsim_metric m, int thre
                 continue;
             exact_hit *l = &lists[r * (size_t)k];
             exact_hit worst = counts[r] ? l[counts[r] - 1] : (exact_hit){0, 0};
-            if (counts[r] == k && !nbr_better(m, &back[r * (size_t)k], &worst))
+            if (counts[r] == k && !topk_hit_better(m, &back[r * (size_t)k], &worst))
                 continue; /* no new row beats the current k-th */
-            int nm = merge(m, l, counts[r], &back[r * (size_t)k], back_n[r], k);
+            int nm = topk_merge(m, l, counts[r], &back[r * (size_t)k], back_n[r], k);
             if (nm < 0) {
                 s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
                 goto done;

@@ -7,6 +7,11 @@
  * deterministic whatever order the candidates arrive in. The root is the worst hit kept, so
  * the common case — a candidate worse than the root — costs one comparison against
  * topk_floor(). A heap of k entries is k * 8 bytes; push and pop cost O(log k).
+ *
+ * Finished lists carry user-facing scores instead (cosine: higher is closer; L2, L1: lower
+ * is closer): topk_hit_better orders two such hits and topk_merge (topk.c) merges two such
+ * lists. They are the one place that order is written down: the neighbour table, the HNSW
+ * search's exact tail and the exact search all agree through them.
  */
 #ifndef IMGSIM_INDEX_TOPK_H
 #define IMGSIM_INDEX_TOPK_H
@@ -21,6 +26,19 @@ static inline int topk_better(float ka, uint32_t ra, float kb, uint32_t rb)
 {
     return ka > kb || (ka == kb && ra < rb);
 }
+
+/* Non-zero when hit a ranks before hit b, both carrying user-facing scores of metric m
+ * (cosine similarity, or L2 / L1 distance); ties go to the lower row. */
+static inline int topk_hit_better(imgsim_metric m, const exact_hit *a, const exact_hit *b)
+{
+    return m == IMGSIM_METRIC_COSINE ? topk_better(a->score, a->row, b->score, b->row)
+                                     : topk_better(-a->score, a->row, -b->score, b->row);
+}
+
+/* Merge the sorted (best first) lists a (na hits, room for k) and b (nb hits) of metric m
+ * into a, keeping the best k. Returns the new count of a, or -1 without memory (a is then
+ * unchanged). */
+int topk_merge(imgsim_metric m, exact_hit *a, int na, const exact_hit *b, int nb, int k);
 
 /* Admission threshold: a candidate with key < floor can never enter (NaN never enters). */
 static inline float topk_floor(const exact_hit *h, int n, int k)
