@@ -2,10 +2,60 @@
  * imgsim.h — the whole public C API of imgsim, a visual-similarity image search engine.
  *
  * Data flows one way: image -> preprocess -> model -> vector -> index/catalogue -> query.
- * This header exposes the stages as opaque handles with paired lifetimes
- * (every *_open / *_new has its *_close / *_free). Every fallible call returns an
- * imgsim_status and, when `err` is non-NULL, fills it with a one-line, human-readable
- * message naming the cause. Nothing below the CLI or server prints or exits.
+ * This header exposes the stages as opaque handles with paired lifetimes.
+ *
+ * Conventions:
+ *   - Releasing: what an *_open function opened (a model, a collection: files, mappings,
+ *     locks) is released by its *_close; everything else the library allocates (a handle
+ *     made by *_new, or memory a call fills in for the caller) is released by a *_free. The
+ *     comment of every call that hands over an allocation names the function that releases
+ *     it; *_close and *_free accept NULL (or a zeroed struct) and do nothing.
+ *   - Errors: every call that can fail returns an imgsim_status and, when `err` is non-NULL,
+ *     fills it with a one-line, human-readable message naming the cause. Nothing below the
+ *     CLI or server prints or exits.
+ *   - Options: every options struct has a *_default function; fill it, then change fields.
+ *
+ * Worked example (tests/api/test_example.c compiles and runs exactly this): index three
+ * images into a new collection and find the one most like a fourth.
+ *
+ *     imgsim_error e;
+ *     imgsim_model *m;
+ *     imgsim_ctx *c;
+ *     imgsim_db *db;
+ *     imgsim_model_opts mo;
+ *     imgsim_model_opts_default(&mo);
+ *     if (imgsim_model_open("mobilenet_v2_1.0_224_quant.tflite", &mo, &m, &e) != IMGSIM_OK ||
+ *         imgsim_ctx_new(m, &c, &e) != IMGSIM_OK ||
+ *         imgsim_db_open("photos.db", IMGSIM_DB_CREATE, imgsim_model_name(m),
+ *                        imgsim_model_dim(m), &db, &e) != IMGSIM_OK)
+ *         return fail(&e);                       // e.msg says why
+ *     imgsim_source src[3] = {{.id = "bus", .path = "300.jpg", .label = "buses"},
+ *                             {.id = "horse", .path = "700.jpg", .label = "horses"},
+ *                             {.id = "flower", .path = "600.jpg", .label = "flowers"}};
+ *     imgsim_ingest_opts io;
+ *     imgsim_ingest_opts_default(&io);
+ *     imgsim_ingest_stats st;
+ *     if (imgsim_db_add(db, c, src, 3, &io, &st, &e) != IMGSIM_OK)
+ *         return fail(&e);
+ *     imgsim_image img;                          // a new photo, not in the collection
+ *     imgsim_prep p;
+ *     imgsim_model_prep(m, &p);
+ *     float *v = malloc(sizeof(float) * (size_t)imgsim_model_dim(m));
+ *     imgsim_query_opts qo;
+ *     imgsim_query_opts_default(&qo);
+ *     qo.k = 1;
+ *     imgsim_results r;
+ *     if (imgsim_image_load_file("301.jpg", &p, &img, &e) != IMGSIM_OK ||
+ *         imgsim_embed(c, &img, 1, v, NULL, &e) != IMGSIM_OK ||
+ *         imgsim_query_vector(db, v, &qo, &r, &e) != IMGSIM_OK)
+ *         return fail(&e);
+ *     printf("%s %.3f\n", r.hits[0].item.id, r.hits[0].score);   // "bus 0.8..."
+ *     imgsim_results_free(&r);
+ *     imgsim_image_free(&img);
+ *     free(v);
+ *     imgsim_db_close(db);
+ *     imgsim_ctx_free(c);
+ *     imgsim_model_close(m);
  */
 #ifndef IMGSIM_H
 #define IMGSIM_H
@@ -39,8 +89,17 @@ typedef struct imgsim_error {
     char msg[512];
 } imgsim_error;
 
-/* Short name of a status code ("decode error", ...). Never NULL. */
+/* Short name of a status code ("decode error", ...). Never NULL; static, not to be freed. */
 const char *imgsim_status_name(imgsim_status s);
+
+/* The largest k (results wanted) any query, evaluation or CLI command accepts. The neighbour
+ * table (stored in the catalogue, k rows per vector) and the HTTP server (one JSON object per
+ * hit, per request) keep smaller caps derived from it. */
+#define IMGSIM_MAX_K 10000
+/* The largest k of a neighbour table: its rows are stored for every vector. */
+#define IMGSIM_NEIGHBOURS_MAX_K (IMGSIM_MAX_K / 10)
+/* The largest HNSW search breadth (ef) a query accepts. */
+#define IMGSIM_MAX_EF 10000
 
 /* Initialise libraries imgsim depends on (libvips, XNNPACK). Idempotent and thread-safe.
  * Called implicitly by the functions that need it; `argv0` may be NULL. */
@@ -49,7 +108,7 @@ imgsim_status imgsim_init(const char *argv0, imgsim_error *err);
 /* ------------------------------------------------------------ image stage */
 
 /* An 8-bit sRGB image, RGB interleaved, rows packed (stride = 3 * width). Owned by the caller
- * once returned; release with imgsim_image_free. */
+ * once returned; release its pixels with imgsim_image_free. */
 typedef struct imgsim_image {
     int width;
     int height;
@@ -76,7 +135,8 @@ typedef struct imgsim_prep {
 /* Fill `p` with the defaults: 224, shorter side 256 + centre crop, no crop, default limits. */
 void imgsim_prep_default(imgsim_prep *p);
 
-/* Decode, orient, convert to 8-bit sRGB (alpha flattened on white) and apply the recipe. */
+/* Decode, orient, convert to 8-bit sRGB (alpha flattened on white) and apply the recipe.
+ * The three loaders fill *out; release it with imgsim_image_free. */
 imgsim_status imgsim_image_load_file(const char *path, const imgsim_prep *p, imgsim_image *out,
                                      imgsim_error *err);
 imgsim_status imgsim_image_load_buffer(const void *data, size_t len, const imgsim_prep *p,
@@ -86,6 +146,7 @@ imgsim_status imgsim_image_load_raw(const char *path, int width, int height, con
                                     imgsim_image *out, imgsim_error *err);
 /* Save as PNG or JPEG, chosen by the file name's extension. */
 imgsim_status imgsim_image_save(const imgsim_image *img, const char *path, imgsim_error *err);
+/* Free the pixels of an image filled by a loader (not the struct itself). */
 void imgsim_image_free(imgsim_image *img);
 
 /* ------------------------------------------------------------ model stage */
@@ -111,24 +172,28 @@ void imgsim_model_opts_default(imgsim_model_opts *o);
  * A bare name is looked up in $IMGSIM_MODEL_DIR, then ~/.local/share/imgsim/models.
  * "A+B" (or a built-in composite such as "edgetpu_v1") opens a composite: every part embeds
  * the same input image, each part's vector is L2-normalised, and the embedding is their
- * concatenation; classes come from the first part that has them. */
+ * concatenation; classes come from the first part that has them. Release *out with
+ * imgsim_model_close (after every context made from it). */
 imgsim_status imgsim_model_open(const char *name_or_path, const imgsim_model_opts *o,
                                 imgsim_model **out, imgsim_error *err);
 void imgsim_model_close(imgsim_model *m);
 
-const char *imgsim_model_name(const imgsim_model *m);
+const char *imgsim_model_name(const imgsim_model *m);   /* owned by the model */
 int imgsim_model_dim(const imgsim_model *m);            /* embedding length */
 int imgsim_model_num_classes(const imgsim_model *m);    /* 0 for embedder-only models */
-const char *imgsim_model_class_name(const imgsim_model *m, int i); /* NULL if no labels */
+const char *imgsim_model_class_name(const imgsim_model *m, int i); /* NULL if no labels; owned
+                                                                     by the model */
 /* The preprocessing recipe the model expects (size, crop, ...); default limits. */
 void imgsim_model_prep(const imgsim_model *m, imgsim_prep *p);
-/* Human-readable description: inputs, outputs, ops, tensors usable as --layer. Caller frees. */
+/* Human-readable description: inputs, outputs, ops, tensors usable as --layer; NULL without
+ * memory. Release with free(). */
 char *imgsim_model_describe(const imgsim_model *m);
 
 /* An inference context: the model's operators set up with their buffers. One per thread;
  * many may share one model. */
 typedef struct imgsim_ctx imgsim_ctx;
 
+/* Release *out with imgsim_ctx_free (before closing the model). */
 imgsim_status imgsim_ctx_new(imgsim_model *m, imgsim_ctx **out, imgsim_error *err);
 void imgsim_ctx_free(imgsim_ctx *c);
 
@@ -141,7 +206,8 @@ imgsim_status imgsim_embed(imgsim_ctx *c, const imgsim_image *imgs, int n, float
 /* ------------------------------------------------------------ batch pipeline */
 
 /* One image of a batch run, handed to the callback in input order. On failure `vec` is NULL,
- * `status` says why and `error` holds the one-line cause; the batch goes on. */
+ * `status` says why and `error` holds the one-line cause; the batch goes on. Everything it
+ * points to is the library's and valid only during the callback. */
 typedef struct imgsim_result {
     size_t index;
     const char *source;       /* the path as given */
@@ -163,6 +229,10 @@ typedef struct imgsim_batch_opts {
     const int (*crops)[4];    /* NULL, or one x,y,w,h per file (w == 0: none): the region to
                                  embed, replacing the recipe's crop */
 } imgsim_batch_opts;
+
+/* Fill `o` with the defaults: the model's recipe, files (not raw), automatic decode threads,
+ * no probabilities, no crops. */
+void imgsim_batch_opts_default(imgsim_batch_opts *o);
 
 /* Decode and embed `n` files: decoding runs on its own threads, overlapped with inference
  * on the context's thread pool, in batches. Bad files are reported through `fn` and skipped.
@@ -187,11 +257,13 @@ typedef struct imgsim_manifest {
     char parts[128];      /* a composite model: its parts' names joined by '+' (then no file) */
 } imgsim_manifest;
 
-/* The models imgsim knows by name; `*n` receives their count. */
+/* The models imgsim knows by name (a static table, not to be freed); `*n` receives their
+ * count. */
 const imgsim_manifest *imgsim_builtin_manifests(int *n);
-/* Name of the default model (honours $IMGSIM_MODEL). */
+/* Name of the default model (honours $IMGSIM_MODEL); not to be freed. */
 const char *imgsim_default_model(void);
-/* Directory holding installed models (created on demand by install). Caller frees. */
+/* Directory holding installed models (created on demand by install); NULL without memory.
+ * Release with free(). */
 char *imgsim_model_dir(void);
 /* Install `name` into the model directory: copy from `from_dir` if non-NULL, else download
  * from the manifest URL. Both paths verify SHA-256. */
@@ -207,14 +279,15 @@ typedef enum imgsim_metric {
     IMGSIM_METRIC_L1 = 2
 } imgsim_metric;
 
-/* "cosine", "l2", "l1"; and the reverse (also accepts "euclidean", "manhattan"). */
+/* "cosine", "l2", "l1" (static); and the reverse (also accepts "euclidean", "manhattan"). */
 const char *imgsim_metric_name(imgsim_metric m);
 imgsim_status imgsim_metric_parse(const char *s, imgsim_metric *out, imgsim_error *err);
 
 /* ------------------------------------------------------------ collections */
 
 /* A collection is one directory: catalog.sqlite (items, their labels and metadata, the
- * neighbour table) and a vector file (one float32 row per distinct image, memory-mapped).
+ * neighbour table), a vector file (one float32 row per distinct image, memory-mapped), an
+ * optional HNSW index file and an uploads/ folder for images added through the server.
  * It records the model that made its vectors; opening it with another model is refused.
  * Writers hold an exclusive lock on the directory; readers do not block each other. */
 typedef struct imgsim_db imgsim_db;
@@ -227,17 +300,21 @@ enum {
 
 /* Open the collection in `dir`. `model` is the model name the caller will embed with:
  * required to create, and checked against the recorded one otherwise (NULL: accept
- * whatever it records). */
+ * whatever it records). Release *out with imgsim_db_close. */
 imgsim_status imgsim_db_open(const char *dir, int mode, const char *model, int dim,
                              imgsim_db **out, imgsim_error *err);
 void imgsim_db_close(imgsim_db *db);
 
-const char *imgsim_db_model(const imgsim_db *db);  /* recorded model name */
+const char *imgsim_db_model(const imgsim_db *db);  /* recorded model name (the handle's) */
 int imgsim_db_dim(const imgsim_db *db);
 size_t imgsim_db_count(const imgsim_db *db);       /* items */
 size_t imgsim_db_vectors(const imgsim_db *db);     /* distinct live vectors */
 
-/* One catalogue item. Strings are owned by the struct; release with imgsim_item_clear. */
+/* The folder inside the collection that files added through the server are stored in
+ * (<dir>/uploads), created when missing. Writers only. Release *path with free(). */
+imgsim_status imgsim_db_uploads_dir(imgsim_db *db, char **path, imgsim_error *err);
+
+/* One catalogue item. Strings are owned by the struct; release them with imgsim_item_free. */
 typedef struct imgsim_item {
     char *id;
     char *source;        /* file path (absolute) or URL */
@@ -250,9 +327,11 @@ typedef struct imgsim_item {
     double added;        /* Unix time */
 } imgsim_item;
 
-void imgsim_item_clear(imgsim_item *it);
+/* Free the strings of an item (not the struct itself) and zero it. */
+void imgsim_item_free(imgsim_item *it);
+/* Item `id` into *out (release with imgsim_item_free); IMGSIM_E_NOTFOUND if unknown. */
 imgsim_status imgsim_db_get(imgsim_db *db, const char *id, imgsim_item *out, imgsim_error *err);
-/* Every item id, sorted; caller frees each and the array. */
+/* Every item id, sorted; release each id and the array with free(). */
 imgsim_status imgsim_db_item_ids(imgsim_db *db, char ***ids, size_t *n, imgsim_error *err);
 /* Raw vector of an item (dim floats). */
 imgsim_status imgsim_db_vector(imgsim_db *db, const char *id, float *out, imgsim_error *err);
@@ -273,21 +352,24 @@ typedef struct imgsim_source {
     const char *origin;     /* where it came from for messages ("styles.csv:12"), may be NULL */
 } imgsim_source;
 
-/* A list of sources built from a folder or a CSV catalogue (owns all its strings). */
-typedef struct imgsim_sources {
-    imgsim_source *v;
-    size_t n, cap;
-    void *arena;             /* internal */
-} imgsim_sources;
+/* A list of sources built from folders and CSV catalogues (owns all its strings). */
+typedef struct imgsim_sources imgsim_sources;
 
+/* An empty list; release it with imgsim_sources_free. */
+imgsim_status imgsim_sources_new(imgsim_sources **out, imgsim_error *err);
 void imgsim_sources_free(imgsim_sources *s);
+/* The sources listed so far: imgsim_sources_count of them at imgsim_sources_items (owned by
+ * the list; valid until it changes or is freed). */
+size_t imgsim_sources_count(const imgsim_sources *s);
+const imgsim_source *imgsim_sources_items(const imgsim_sources *s);
 
 /* A problem met while listing sources (bad CSV row, unreadable folder): `where` is
  * "file:line" or a path. Listing goes on. */
 typedef void (*imgsim_problem_fn)(void *user, const char *where, const char *msg);
 
-/* Every image under `dir` (recursive; by extension, and by content for files without a
- * known image extension). Ids are "<dir name>/<path inside dir>"; paths are absolute. */
+/* Append every image under `dir` to `out` (recursive; by extension, and by content for files
+ * without a known image extension). Ids are "<dir name>/<path inside dir>"; paths are
+ * absolute. */
 imgsim_status imgsim_sources_from_dir(imgsim_sources *out, const char *dir, imgsim_problem_fn fn,
                                       void *user, imgsim_error *err);
 
@@ -301,7 +383,10 @@ typedef struct imgsim_csv_opts {
     const char *box_columns[4];/* x, y, w, h columns, or NULLs */
 } imgsim_csv_opts;
 
-/* One source per valid CSV row; other columns become metadata. Bad rows (wrong field count,
+/* Fill `o` with the defaults: no file, ',' as delimiter, no columns named. */
+void imgsim_csv_opts_default(imgsim_csv_opts *o);
+
+/* Append one source per valid CSV row; other columns become metadata. Bad rows (wrong field count,
  * missing path or id, duplicate id, bad box) are reported through `fn` and skipped. */
 imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts *o,
                                       imgsim_problem_fn fn, void *user, imgsim_error *err);
@@ -334,6 +419,9 @@ typedef struct imgsim_ingest_opts {
     const volatile int *stop;        /* set non-zero (e.g. from SIGINT) to stop after a commit */
 } imgsim_ingest_opts;
 
+/* Fill `o` with the defaults: no callbacks, 256 images per transaction, no stop flag. */
+void imgsim_ingest_opts_default(imgsim_ingest_opts *o);
+
 /* Add (or refresh) `n` sources: unchanged ones are skipped by path, size and mtime, identical
  * content is stored once, the rest are decoded and embedded with `ctx` (the collection's
  * model) and committed in transactions; an interrupted run keeps every committed image. */
@@ -350,21 +438,29 @@ typedef struct imgsim_where {
     const char *value;
 } imgsim_where;
 
+/* Exact or approximate search. */
+typedef enum imgsim_search_mode {
+    IMGSIM_SEARCH_AUTO = 0,      /* a collection with an HNSW index (imgsim_db_ann_build) and at
+                                    least IMGSIM_ANN_AUTO_ROWS distinct vectors is searched
+                                    through the index, a smaller one (or one without an index,
+                                    or with the L1 metric) by brute force; a fresh neighbour
+                                    table answers an item's query */
+    IMGSIM_SEARCH_EXACT,         /* brute force only (no index, no neighbour table) */
+    IMGSIM_SEARCH_ANN            /* the index whatever the collection's size (brute force, with
+                                    a note, when it cannot answer) */
+} imgsim_search_mode;
+
 typedef struct imgsim_query_opts {
-    int k;                       /* results wanted (default 10) */
+    int k;                       /* results wanted, 1..IMGSIM_MAX_K (default 10) */
     imgsim_metric metric;
     const imgsim_where *where;   /* all must hold */
     int nwhere;
     int category_auto;           /* predict the query's label, search inside it */
     int no_table;                /* ignore the neighbour table even when fresh */
-    /* Exact or approximate: a collection with an HNSW index (imgsim_db_ann_build) and at
-     * least IMGSIM_ANN_AUTO_ROWS distinct vectors is searched through the index, a smaller
-     * one (or one without an index, or with the L1 metric) by brute force. */
-    int exact;                   /* brute force only (no index, no neighbour table) */
-    int ann;                     /* use the index whatever the collection's size */
-    int ef;                      /* the index's search breadth (candidate list; more is
-                                    slower and finds more true neighbours); 0 = the index's
-                                    default. Non-zero implies `ann` */
+    imgsim_search_mode mode;     /* default AUTO */
+    int ef;                      /* when the index is searched: its search breadth (candidate
+                                    list; more is slower and finds more true neighbours),
+                                    0..IMGSIM_MAX_EF; 0 = the index's default */
 } imgsim_query_opts;
 
 void imgsim_query_opts_default(imgsim_query_opts *o);
@@ -374,6 +470,7 @@ typedef struct imgsim_hit {
     imgsim_item item;
 } imgsim_hit;
 
+/* A query's answer; release it with imgsim_results_free. */
 typedef struct imgsim_results {
     int n;
     imgsim_hit *hits;
@@ -387,7 +484,8 @@ typedef struct imgsim_results {
 
 void imgsim_results_free(imgsim_results *r);
 
-/* The k items closest to a raw vector (as made by the collection's model, not normalised). */
+/* The k items closest to a raw vector (as made by the collection's model, not normalised).
+ * Both queries fill *out; release it with imgsim_results_free. */
 imgsim_status imgsim_query_vector(imgsim_db *db, const float *vec, const imgsim_query_opts *o,
                                   imgsim_results *out, imgsim_error *err);
 /* The k items closest to an item of the collection (the item itself excluded; other items
@@ -465,16 +563,18 @@ typedef struct imgsim_ann_info {
 
 /* What the index is and whether it is current (a read-only handle may ask). */
 imgsim_status imgsim_db_ann_info(imgsim_db *db, imgsim_ann_info *out, imgsim_error *err);
-const char *imgsim_ann_status_name(imgsim_ann_status s); /* "current", "behind", ... */
+const char *imgsim_ann_status_name(imgsim_ann_status s); /* "current", "behind", ... (static) */
 
 /* ------------------------------------------------------------ neighbour table */
 
 /* Compute (or refresh incrementally, when one exists with the same k and metric) the top-k
- * of every stored vector and store it in the catalogue. */
+ * (1..IMGSIM_NEIGHBOURS_MAX_K) of every stored vector and store it in the catalogue. */
 imgsim_status imgsim_neighbours_build(imgsim_db *db, int k, imgsim_metric m, int threads,
                                       int *incremental, imgsim_error *err);
-/* The table's k and metric, and whether it covers the current vectors (0 = no table). */
-int imgsim_neighbours_info(imgsim_db *db, int *k, imgsim_metric *m, int *fresh);
+/* The table's k (0: the collection has no table), metric, and whether it covers the current
+ * vectors (each output may be NULL). */
+imgsim_status imgsim_neighbours_info(imgsim_db *db, int *k, imgsim_metric *m, int *fresh,
+                                     imgsim_error *err);
 
 /* ------------------------------------------------------------ evaluation */
 
@@ -496,7 +596,8 @@ typedef struct imgsim_eval {
 
 /* Leave-one-out retrieval quality: every labelled item (or each of `query_ids`) is a query
  * against all other labelled items; relevant = same label. `label_column` is "label"
- * (default when NULL) or a metadata key. `full_map` adds the full-ranking mAP. */
+ * (default when NULL) or a metadata key; k is 1..IMGSIM_MAX_K. `full_map` adds the
+ * full-ranking mAP. Fills *out; release it with imgsim_eval_free. */
 imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, imgsim_metric m,
                              int full_map, const char *const *query_ids, size_t nq,
                              imgsim_eval *out, imgsim_error *err);

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "catalog/catalog.h"
+#include "catalog/internal.h"
 #include "core/error.h"
 #include "index/hnsw.h"
 #include "index/topk.h"
@@ -422,14 +422,14 @@ static imgsim_status publish(imgsim_db *db, const hnsw *h, const hnsw_params *p,
         return s;
     hnsw_info in;
     hnsw_get_info(h, &in);
-    if ((s = cat_begin(db, err)) == IMGSIM_OK &&
+    if ((s = cat_write_begin(db, err)) == IMGSIM_OK &&
         (s = cat_meta_set(db, "ann_file", name, err)) == IMGSIM_OK &&
         (s = cat_meta_set_u64(db, "ann_seq", seq, err)) == IMGSIM_OK &&
         (s = write_params(db, p, err)) == IMGSIM_OK &&
         (s = write_coverage(db, in.count, err)) == IMGSIM_OK)
-        s = cat_commit(db, err);
+        s = cat_write_commit(db, err);
     if (s != IMGSIM_OK) {
-        cat_rollback(db);
+        cat_write_abort(db);
         unlink(path);
         return s;
     }
@@ -553,11 +553,11 @@ static imgsim_status catch_up(imgsim_db *db, const ann_meta *am, int lazy, int *
         if (am->rows != db->nrows || am->gen != db->gen) {
             hnsw_info in;
             hnsw_get_info(h, &in);
-            if ((s = cat_begin(db, err)) == IMGSIM_OK &&
+            if ((s = cat_write_begin(db, err)) == IMGSIM_OK &&
                 (s = write_coverage(db, in.count, err)) == IMGSIM_OK)
-                s = cat_commit(db, err);
+                s = cat_write_commit(db, err);
             if (s != IMGSIM_OK)
-                cat_rollback(db);
+                cat_write_abort(db);
         }
         goto done;
     }
@@ -671,12 +671,12 @@ imgsim_status imgsim_db_ann_drop(imgsim_db *db, imgsim_error *err)
     imgsim_status s = writer_only(db, err);
     if (s != IMGSIM_OK)
         return s;
-    if ((s = cat_begin(db, err)) == IMGSIM_OK &&
+    if ((s = cat_write_begin(db, err)) == IMGSIM_OK &&
         (s = cat_exec(db, "DELETE FROM meta WHERE key GLOB 'ann_*' AND key <> 'ann_seq'", err)) ==
             IMGSIM_OK)
-        s = cat_commit(db, err);
+        s = cat_write_commit(db, err);
     if (s != IMGSIM_OK) {
-        cat_rollback(db);
+        cat_write_abort(db);
         return s;
     }
     state_reset(db);

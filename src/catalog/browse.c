@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog/catalog.h"
+#include "catalog/internal.h"
 #include "core/error.h"
 
 void imgsim_labels_free(imgsim_label_count *l, size_t n)
@@ -23,7 +23,7 @@ void imgsim_items_free(imgsim_item *items, size_t n)
     if (!items)
         return;
     for (size_t i = 0; i < n; i++)
-        imgsim_item_clear(&items[i]);
+        imgsim_item_free(&items[i]);
     free(items);
 }
 
@@ -143,8 +143,8 @@ imgsim_status imgsim_db_stats_get(imgsim_db *db, imgsim_db_stats *out, imgsim_er
     out->labels = count_of(db, "SELECT count(DISTINCT label) FROM items WHERE label IS NOT NULL");
     out->dim = db->dim;
     out->model = db->model;
-    out->has_table = imgsim_neighbours_info(db, &out->table_k, &out->table_metric,
-                                            &out->table_fresh);
+    s = imgsim_neighbours_info(db, &out->table_k, &out->table_metric, &out->table_fresh, err);
+    out->has_table = out->table_k > 0;
     cat_read_end(db);
-    return IMGSIM_OK;
+    return s;
 }

@@ -1,11 +1,18 @@
 /*
  * catalog.h — the collection on disk: a SQLite catalogue plus an append-only vector file.
+ * This is the catalogue's interface to the rest of the library (ingest, query, eval): one
+ * write transaction, one after-write step and typed row queries, with no SQL and no view of
+ * struct imgsim_db's layout (catalog/internal.h, for catalog/ only).
  *
  * Layout of a collection directory:
  *   catalog.sqlite      items, distinct vectors, neighbour table, change log, meta (WAL mode)
  *   vectors.<G>.f32     64-byte header ("IMGSIMV1", dim) then one float32 row per vector;
  *                       <G> is the file generation, named in meta.vec_file
  *   lock                flock()ed exclusively by the one writer
+ *   ann.<seq>.hnsw      the optional HNSW index (below)
+ *   uploads/            images added through the server (POST /api/items), stored as
+ *                       <sha256>.<ext> and catalogued like any other source; the folder is
+ *                       made on the first upload (imgsim_db_uploads_dir)
  *
  * The durability invariant (what makes kill -9 and power loss safe):
  *   rows [0, meta.nrows) of the file named by meta.vec_file are on disk before the SQLite
@@ -30,107 +37,139 @@
 #ifndef IMGSIM_CATALOG_CATALOG_H
 #define IMGSIM_CATALOG_CATALOG_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "imgsim.h"
 #include "index/exact.h"
 
-struct imgsim_db {
-    char *dir;
-    sqlite3 *sql;
-    int writable;
-    int lock_fd;
-    char model[64];
-    int dim;
-    uint64_t gen;           /* bumped by every commit that adds or drops vector rows */
-
-    /* the vector file */
-    int vec_fd;
-    char vec_name[64];
-    size_t nrows;           /* committed rows (live or dead) */
-    size_t pending;         /* rows appended past nrows, not yet committed */
-    void *map_base;         /* read-only mapping of the file's first map_len bytes */
-    size_t map_len;
-    const float *map;       /* rows [0, nrows) inside the mapping; NULL when nrows == 0 */
-    float *norms;           /* nrows L2 norms */
-    uint8_t *alive;         /* nrows flags */
-    size_t cap;             /* allocated entries of norms/alive */
-    size_t nalive;
-    /* rows dropped by the open transaction: marked dead in memory only once it commits */
-    uint32_t *drops;
-    size_t ndrops, capdrops;
-    /* ann.c: the mapped HNSW index and its search scratch (NULL until a query needs it;
-     * freed by imgsim_db_close through ann_close) */
-    struct ann_state *ann;
-};
-
-#define VEC_HEADER 64
-
-/* ---- db.c: open/close, schema, meta, transactions */
-imgsim_status cat_meta_get(imgsim_db *db, const char *key, char *buf, size_t n, imgsim_error *err);
-imgsim_status cat_meta_set(imgsim_db *db, const char *key, const char *value, imgsim_error *err);
-imgsim_status cat_meta_set_u64(imgsim_db *db, const char *key, uint64_t v, imgsim_error *err);
-uint64_t cat_meta_u64(imgsim_db *db, const char *key, uint64_t def);
-imgsim_status cat_exec(imgsim_db *db, const char *sql, imgsim_error *err);
-imgsim_status cat_begin(imgsim_db *db, imgsim_error *err);    /* BEGIN IMMEDIATE */
-imgsim_status cat_commit(imgsim_db *db, imgsim_error *err);
-void cat_rollback(imgsim_db *db);
-imgsim_status cat_sql_fail(imgsim_db *db, imgsim_error *err, const char *what);
+/* ---- db.c: the handle */
+const char *cat_dir(const imgsim_db *db);
+/* IMGSIM_OK for a writer, else E_ARG ("<dir>: collection opened read-only"). */
+imgsim_status cat_check_writable(const imgsim_db *db, imgsim_error *err);
 /* A read-only handle's query runs in one read transaction (one snapshot of items, neighbours
  * and vectors); at its start, vectors committed by another process since are mapped.
  * No-ops for the writer. */
 imgsim_status cat_read_begin(imgsim_db *db, imgsim_error *err);
 void cat_read_end(imgsim_db *db);
-imgsim_status cat_prepare(imgsim_db *db, const char *sql, sqlite3_stmt **st, imgsim_error *err);
-/* The searchable view of the vectors (valid until the next append or compaction). */
+/* The searchable view of the vectors (valid until the next write or compaction). */
 exact_set cat_set(const imgsim_db *db);
-
-/* ---- vecfile.c: the vector file */
-imgsim_status vec_open(imgsim_db *db, imgsim_error *err);    /* map file, load alive + norms */
-void vec_close(imgsim_db *db);
-/* Append `n` rows at row numbers nrows.. and make them durable (not yet committed). */
-imgsim_status vec_append(imgsim_db *db, const float *rows, size_t n, imgsim_error *err);
-/* After the commit that recorded them: count the appended rows as committed and map them. */
-imgsim_status vec_publish(imgsim_db *db, imgsim_error *err);
-/* After a failed commit: forget the appended rows (truncate them away). */
-void vec_discard(imgsim_db *db);
-/* Row r's vector (r < nrows). */
+/* Row r's vector (r < cat_set(db).n). */
 const float *vec_row(const imgsim_db *db, uint32_t r);
-/* Rewrite the file without dead rows when they are over a quarter of it (renumbers rows in
- * vectors, items and neighbours in the same transaction). */
-imgsim_status vec_compact_if_needed(imgsim_db *db, int force, imgsim_error *err);
 
-/* ---- items.c: item rows */
-imgsim_status cat_item_read(sqlite3_stmt *st, int col0, imgsim_item *out);   /* from ITEM_COLS */
-#define ITEM_COLS "id, source, hash, label, meta, width, height, box_x, box_y, box_w, box_h, added"
-/* Row of item `id`; IMGSIM_E_NOTFOUND if unknown. */
-imgsim_status cat_item_row(imgsim_db *db, const char *id, uint32_t *row, imgsim_error *err);
-/* Delete items (inside a transaction); drops vector rows left without items. */
+/* ---- write.c: the write transaction
+ *
+ * Every change to the catalogue is one transaction:
+ *   cat_write_begin; cat_write_vectors / cat_write_vector_key / cat_write_item / ...;
+ *   cat_write_commit (or cat_write_abort);
+ * and after the last one, cat_after_write. The commit keeps the durability invariant above:
+ * appended vectors are durable before it records them (meta.nrows); a transaction that adds
+ * or drops rows bumps meta.gen; once committed, the new rows are mapped and the dropped ones
+ * marked dead in memory. A failed commit aborts. */
+imgsim_status cat_write_begin(imgsim_db *db, imgsim_error *err);   /* writers only */
+imgsim_status cat_write_commit(imgsim_db *db, imgsim_error *err);
+/* Undo the open transaction: roll back, forget its drops, truncate its appended vectors. */
+void cat_write_abort(imgsim_db *db);
+/* Append `n` vectors and make them durable; they get rows *first, *first + 1, ... */
+imgsim_status cat_write_vectors(imgsim_db *db, const float *vecs, size_t n, uint32_t *first,
+                                imgsim_error *err);
+/* Record appended row `row` as the live vector of content `key` (logged as an addition). */
+imgsim_status cat_write_vector_key(imgsim_db *db, uint32_t row, const char *key,
+                                   imgsim_error *err);
+
+/* An item as ingest writes it (strings borrowed; label/meta_json NULL or "" for none). */
+typedef struct cat_item_rec {
+    const char *id, *source, *hash, *label, *meta_json;
+    long long size, mtime_ns;    /* the file's stamp, to skip it when unchanged */
+    int width, height;
+    int has_box;
+    int box[4];
+} cat_item_rec;
+
+/* Insert or replace item it->id, pointing at vector `row` (a replaced item keeps its
+ * `added` time); the row it used before is dropped when no item uses it any more. */
+imgsim_status cat_write_item(imgsim_db *db, const cat_item_rec *it, uint32_t row,
+                             imgsim_error *err);
+/* Set an existing item's label and metadata (NULL or "": none). */
+imgsim_status cat_write_item_meta(imgsim_db *db, const char *id, const char *label,
+                                  const char *meta_json, imgsim_error *err);
+/* Delete items, in their own transaction; a vector row dies with its last item. Unknown ids
+ * are reported (E_NOTFOUND, the first one named) after the others are deleted. */
 imgsim_status cat_items_delete(imgsim_db *db, const char *const *ids, size_t n, size_t *removed,
                                imgsim_error *err);
-/* Mark a vector row dead (inside a transaction; the change is logged, and the row is
- * remembered until the transaction ends: cat_drops_apply after COMMIT, cat_drops_forget
- * after ROLLBACK). */
-imgsim_status cat_row_drop(imgsim_db *db, uint32_t row, imgsim_error *err);
-void cat_drops_apply(imgsim_db *db);
-void cat_drops_forget(imgsim_db *db);
-/* Bitmap over vector rows (nrows bytes, caller frees): rows having at least one item that
- * satisfies every condition (and has a label, with `labelled`). */
-imgsim_status cat_where_rows(imgsim_db *db, const imgsim_where *w, int nw, int labelled,
-                             uint8_t **rows, imgsim_error *err);
-/* SQL condition text and bindings for --where (shared by query and export). */
-imgsim_status cat_where_sql(const imgsim_where *w, int nw, char **sql, imgsim_error *err);
-imgsim_status cat_where_bind(sqlite3_stmt *st, int first, const imgsim_where *w, int nw);
+/* After writes: the neighbour table brought up to date, the vector file compacted when
+ * enough rows are dead, the HNSW index (if any) brought in step. */
+imgsim_status cat_after_write(imgsim_db *db, imgsim_error *err);
+
+/* ---- rows.c: typed reads for ingest and evaluation */
+
+/* What the catalogue records of an item's file (ingest's "unchanged?" test). */
+typedef struct cat_item_file {
+    long long row;               /* its vector row; -1: no such item */
+    char *source, *label, *meta_json;   /* owned (label/meta NULL when none) */
+    long long size, mtime_ns;
+    int has_box;
+    int box[4];
+} cat_item_file;
+
+imgsim_status cat_item_file_get(imgsim_db *db, const char *id, cat_item_file *out,
+                                imgsim_error *err);
+void cat_item_file_free(cat_item_file *f);
+/* Row holding content `key` (*row = -1: none). */
+imgsim_status cat_key_row(imgsim_db *db, const char *key, long long *row, imgsim_error *err);
+/* Width and height recorded for an item using `row` (0 x 0: none). */
+imgsim_status cat_row_size(imgsim_db *db, uint32_t row, int *w, int *h, imgsim_error *err);
+/* Row of item `id`, checked alive; IMGSIM_E_NOTFOUND if unknown. */
+imgsim_status cat_item_row(imgsim_db *db, const char *id, uint32_t *row, imgsim_error *err);
+/* Call fn for every item's id and source (strings valid during the call); a non-OK return
+ * stops the walk and is returned. */
+typedef imgsim_status (*cat_source_fn)(void *user, const char *id, const char *source,
+                                       imgsim_error *err);
+imgsim_status cat_item_sources(imgsim_db *db, cat_source_fn fn, void *user, imgsim_error *err);
+
+/* Items with a live vector, in id order, with their label: the label column, or metadata key
+ * `column` (empty values are NULL). */
+typedef struct cat_labelled {
+    size_t n;
+    char **ids;
+    char **labels;
+    uint32_t *rows;
+} cat_labelled;
+
+imgsim_status cat_labelled_get(imgsim_db *db, const char *column, cat_labelled *out,
+                               imgsim_error *err);
+void cat_labelled_free(cat_labelled *l);
+
+/* ---- items.c: which items a query may return */
+
+typedef struct cat_filter {
+    const imgsim_where *w;       /* --where conditions, all must hold */
+    int nw;
+    const char *label;           /* only items with this label (NULL: any) */
+    int labelled;                /* only items that have a label */
+} cat_filter;
+
+/* Bitmap over vector rows (cat_set(db).n bytes, caller frees): rows with at least one item
+ * passing f. *rows = NULL when f lets every item through. */
+imgsim_status cat_filter_rows(imgsim_db *db, const cat_filter *f, uint8_t **rows,
+                              imgsim_error *err);
+
+/* The items of one vector row that pass a filter, in id order:
+ *   cat_row_items_open(db, f, &it); then per row cat_row_items_seek(it, row) and
+ *   cat_row_items_next until *got == 0; cat_row_items_close(it). */
+typedef struct cat_row_items cat_row_items;
+imgsim_status cat_row_items_open(imgsim_db *db, const cat_filter *f, cat_row_items **out,
+                                 imgsim_error *err);
+void cat_row_items_seek(cat_row_items *it, uint32_t row);
+/* The next item into *out (release with imgsim_item_free); *got = 0 after the last. */
+imgsim_status cat_row_items_next(cat_row_items *it, imgsim_item *out, int *got,
+                                 imgsim_error *err);
+void cat_row_items_close(cat_row_items *it);
 
 /* ---- neighbours.c: the precomputed table */
 /* Read row r's stored list (up to k hits; the caller has checked the table is fresh with
  * imgsim_neighbours_info); returns the count, or -1 when the read fails. */
 int nbr_read(imgsim_db *db, uint32_t r, exact_hit *out, int k);
-/* After adds or removes: bring an existing table up to date (incrementally when the change
- * is small); without a table, just forget the change log. */
-imgsim_status nbr_refresh(imgsim_db *db, imgsim_error *err);
 
 /* ---- ann.c: the HNSW index (index/hnsw.h) kept in step with the catalogue
  *
@@ -157,10 +196,4 @@ imgsim_status nbr_refresh(imgsim_db *db, imgsim_error *err);
 imgsim_status ann_search(imgsim_db *db, imgsim_metric m, const float *q, int k, int ef,
                          const uint8_t *filter, uint32_t exclude, exact_hit *out, int *nout,
                          int *used, const char **why, imgsim_error *err);
-/* After a commit that added or dropped rows: bring an existing index in step and save it
- * (lazy: a large index may be left a little behind, see ann.c). No-op without an index. */
-imgsim_status ann_refresh(imgsim_db *db, int lazy, imgsim_error *err);
-/* Free the handle's index state (mapping, search scratch); imgsim_db_close calls it. */
-void ann_close(imgsim_db *db);
-
 #endif

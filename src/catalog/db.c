@@ -1,7 +1,8 @@
 /*
  * db.c — opening and closing a collection: the directory, the writer's lock, the SQLite
- * catalogue (schema, meta keys, transactions) and the model check. The on-disk layout and
- * the durability invariant are described in catalog.h.
+ * catalogue (schema, meta keys, raw transactions, the handle's prepared statements) and the
+ * model check; the uploads folder. The on-disk layout and the durability invariant are
+ * described in catalog.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "catalog/catalog.h"
+#include "catalog/internal.h"
 #include "core/error.h"
 
 #define SCHEMA_VERSION "1"
@@ -64,6 +65,46 @@ imgsim_status cat_prepare(imgsim_db *db, const char *sql, sqlite3_stmt **st, img
     return IMGSIM_OK;
 }
 
+/* The SQL of the handle's cached statements (enum cat_stmt). */
+static const char *const stmt_sql[CAT_NSTMT] = {
+    [CAT_Q_ITEM_FILE] = "SELECT row, source, size, mtime_ns, label, meta, box_x, box_y, box_w, "
+                        "box_h FROM items WHERE id = ?",
+    [CAT_Q_ITEM_ROW] = "SELECT row FROM items WHERE id = ?",
+    [CAT_Q_KEY_ROW] = "SELECT row FROM vectors WHERE key = ?",
+    [CAT_Q_ROW_SIZE] = "SELECT width, height FROM items WHERE row = ? LIMIT 1",
+    [CAT_Q_ROW_USED] = "SELECT 1 FROM items WHERE row = ? LIMIT 1",
+    [CAT_W_ITEM] = "INSERT OR REPLACE INTO items(id, row, source, hash, size, mtime_ns, width, "
+                   "height, label, box_x, box_y, box_w, box_h, meta, model, added) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                   "COALESCE((SELECT added FROM items WHERE id = ?1), ?16))",
+    [CAT_W_ITEM_META] = "UPDATE items SET label = ?2, meta = ?3 WHERE id = ?1",
+    [CAT_W_ITEM_DELETE] = "DELETE FROM items WHERE id = ?",
+    [CAT_W_VECTOR] = "INSERT INTO vectors(row, key) VALUES(?, ?)",
+    [CAT_W_VECTOR_DROP] = "DELETE FROM vectors WHERE row = ?",
+    [CAT_W_LOG] = "INSERT INTO changes(gen, row, op) VALUES(?, ?, ?)",
+};
+
+imgsim_status cat_cached(imgsim_db *db, enum cat_stmt which, sqlite3_stmt **st,
+                         imgsim_error *err)
+{
+    if (!db->stmt[which]) {
+        imgsim_status s = cat_prepare(db, stmt_sql[which], &db->stmt[which], err);
+        if (s != IMGSIM_OK)
+            return s;
+    }
+    *st = db->stmt[which];
+    sqlite3_reset(*st);
+    sqlite3_clear_bindings(*st);
+    return IMGSIM_OK;
+}
+
+imgsim_status cat_step_done(imgsim_db *db, sqlite3_stmt *st, const char *what, imgsim_error *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? IMGSIM_OK : cat_sql_fail(db, err, what);
+}
+
 imgsim_status cat_begin(imgsim_db *db, imgsim_error *err)
 {
     return cat_exec(db, "BEGIN IMMEDIATE", err);
@@ -108,6 +149,30 @@ uint64_t cat_meta_u64(imgsim_db *db, const char *key, uint64_t def)
     errno = 0;
     unsigned long long v = strtoull(buf, &end, 10);
     return (errno || *end || end == buf) ? def : (uint64_t)v;
+}
+
+imgsim_status cat_meta_get_u64(imgsim_db *db, const char *key, uint64_t def, uint64_t *v,
+                               imgsim_error *err)
+{
+    char buf[32];
+    imgsim_error e = {0};
+    imgsim_status s = cat_meta_get(db, key, buf, sizeof buf, &e);
+    *v = def;
+    if (s == IMGSIM_E_NOTFOUND)
+        return IMGSIM_OK;
+    if (s != IMGSIM_OK) {
+        if (err)
+            *err = e;
+        return s;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(buf, &end, 10);
+    if (errno || *end || end == buf)
+        return imgsim_fail(err, IMGSIM_E_IO, "%s/catalog.sqlite: meta key %s is not a number",
+                           db->dir, key);
+    *v = (uint64_t)x;
+    return IMGSIM_OK;
 }
 
 imgsim_status cat_meta_set(imgsim_db *db, const char *key, const char *value, imgsim_error *err)
@@ -169,7 +234,7 @@ static imgsim_status init_meta(imgsim_db *db, const char *model, int dim, imgsim
 {
     imgsim_status s;
     char buf[32];
-    if ((s = cat_begin(db, err)) != IMGSIM_OK)
+    if ((s = cat_write_begin(db, err)) != IMGSIM_OK)
         return s;
     snprintf(buf, sizeof buf, "%d", dim);
     if ((s = cat_meta_set(db, "schema", SCHEMA_VERSION, err)) == IMGSIM_OK &&
@@ -178,9 +243,8 @@ static imgsim_status init_meta(imgsim_db *db, const char *model, int dim, imgsim
         (s = cat_meta_set(db, "vec_file", "vectors.1.f32", err)) == IMGSIM_OK &&
         (s = cat_meta_set(db, "nrows", "0", err)) == IMGSIM_OK &&
         (s = cat_meta_set(db, "gen", "0", err)) == IMGSIM_OK)
-        s = cat_commit(db, err);
-    if (s != IMGSIM_OK)
-        cat_rollback(db);
+        return cat_write_commit(db, err);
+    cat_write_abort(db);
     return s;
 }
 
@@ -337,6 +401,8 @@ void imgsim_db_close(imgsim_db *db)
         return;
     ann_close(db);
     vec_close(db);
+    for (int i = 0; i < CAT_NSTMT; i++)
+        sqlite3_finalize(db->stmt[i]);
     if (db->sql)
         sqlite3_close_v2(db->sql);
     if (db->lock_fd >= 0)
@@ -344,6 +410,33 @@ void imgsim_db_close(imgsim_db *db)
     free(db->drops);
     free(db->dir);
     free(db);
+}
+
+const char *cat_dir(const imgsim_db *db) { return db->dir; }
+
+imgsim_status cat_check_writable(const imgsim_db *db, imgsim_error *err)
+{
+    if (!db->writable)
+        return imgsim_fail(err, IMGSIM_E_ARG, "%s: collection opened read-only", db->dir);
+    return IMGSIM_OK;
+}
+
+imgsim_status imgsim_db_uploads_dir(imgsim_db *db, char **path, imgsim_error *err)
+{
+    *path = NULL;
+    imgsim_status s = cat_check_writable(db, err);
+    if (s != IMGSIM_OK)
+        return s;
+    char *p = path_in(db->dir, "uploads");
+    if (!p)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        s = imgsim_fail(err, IMGSIM_E_IO, "%s: cannot create: %s", p, strerror(errno));
+        free(p);
+        return s;
+    }
+    *path = p;
+    return IMGSIM_OK;
 }
 
 const char *imgsim_db_model(const imgsim_db *db) { return db->model; }

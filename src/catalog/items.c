@@ -1,7 +1,8 @@
 /*
- * items.c — catalogue items: reading them, finding an item's vector row, removing items
- * (a vector row dies with its last item), and turning --where conditions into SQL and into
- * a bitmap of candidate vector rows.
+ * items.c — catalogue items: reading them, finding an item's vector row, removing them
+ * (imgsim_db_remove: the delete transaction is in write.c), and the query filter: --where
+ * conditions (plus a label) turned into SQL, into a bitmap of candidate vector rows and into
+ * the walk over one row's items that a query's hits are expanded with.
  *
  * --where columns: the item columns id, source, hash, label, width, height, model; anything
  * else is a key of the item's metadata object (the extra CSV columns), matched with json_each.
@@ -10,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog/catalog.h"
+#include "catalog/internal.h"
 #include "core/error.h"
 
 static char *dup_col(sqlite3_stmt *st, int c)
@@ -19,7 +20,7 @@ static char *dup_col(sqlite3_stmt *st, int c)
     return t ? strdup((const char *)t) : NULL;
 }
 
-void imgsim_item_clear(imgsim_item *it)
+void imgsim_item_free(imgsim_item *it)
 {
     if (!it)
         return;
@@ -48,7 +49,7 @@ imgsim_status cat_item_read(sqlite3_stmt *st, int c, imgsim_item *out)
     if (!out->id || !out->source || !out->hash ||
         (sqlite3_column_type(st, c + 3) != SQLITE_NULL && !out->label) ||
         (sqlite3_column_type(st, c + 4) != SQLITE_NULL && !out->meta_json)) {
-        imgsim_item_clear(out);
+        imgsim_item_free(out);
         return IMGSIM_E_NOMEM;
     }
     return IMGSIM_OK;
@@ -78,7 +79,7 @@ imgsim_status imgsim_db_get(imgsim_db *db, const char *id, imgsim_item *out, img
 imgsim_status cat_item_row(imgsim_db *db, const char *id, uint32_t *row, imgsim_error *err)
 {
     sqlite3_stmt *st;
-    imgsim_status s = cat_prepare(db, "SELECT row FROM items WHERE id = ?", &st, err);
+    imgsim_status s = cat_cached(db, CAT_Q_ITEM_ROW, &st, err);
     if (s != IMGSIM_OK)
         return s;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -95,7 +96,7 @@ imgsim_status cat_item_row(imgsim_db *db, const char *id, uint32_t *row, imgsim_
     } else {
         s = cat_sql_fail(db, err, "cannot read an item");
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return s;
 }
 
@@ -105,137 +106,6 @@ imgsim_status imgsim_db_vector(imgsim_db *db, const char *id, float *out, imgsim
     imgsim_status s = cat_item_row(db, id, &r, err);
     if (s == IMGSIM_OK)
         memcpy(out, vec_row(db, r), sizeof(float) * (size_t)db->dim);
-    return s;
-}
-
-void cat_drops_apply(imgsim_db *db)
-{
-    for (size_t i = 0; i < db->ndrops; i++) {
-        uint32_t r = db->drops[i];
-        if (r < db->nrows && db->alive[r]) {
-            db->alive[r] = 0;
-            db->nalive--;
-        }
-    }
-    db->ndrops = 0;
-}
-
-void cat_drops_forget(imgsim_db *db)
-{
-    db->ndrops = 0;
-}
-
-imgsim_status cat_row_drop(imgsim_db *db, uint32_t row, imgsim_error *err)
-{
-    if (db->ndrops == db->capdrops) {
-        size_t cap = db->capdrops ? db->capdrops * 2 : 64;
-        uint32_t *d = realloc(db->drops, cap * sizeof *d);
-        if (!d)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-        db->drops = d;
-        db->capdrops = cap;
-    }
-    db->drops[db->ndrops++] = row;
-    sqlite3_stmt *st;
-    imgsim_status s = cat_prepare(db, "DELETE FROM vectors WHERE row = ?1;"
-                                      , &st, err);
-    if (s != IMGSIM_OK)
-        return s;
-    sqlite3_bind_int64(st, 1, row);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        s = cat_sql_fail(db, err, "cannot drop a vector");
-    sqlite3_finalize(st);
-    if (s != IMGSIM_OK)
-        return s;
-    if ((s = cat_prepare(db, "INSERT INTO changes(gen, row, op) VALUES(?, ?, 2)", &st, err)) != IMGSIM_OK)
-        return s;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)db->gen + 1);
-    sqlite3_bind_int64(st, 2, row);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        s = cat_sql_fail(db, err, "cannot log a change");
-    sqlite3_finalize(st);
-    return s;
-}
-
-/* Inside a transaction: delete the items; a row left without items is dropped (marked dead
- * in memory once the caller commits). */
-static imgsim_status delete_items(imgsim_db *db, const char *const *ids, size_t n,
-                                  size_t *removed, size_t *ndropped, const char **unknown,
-                                  imgsim_error *err)
-{
-    sqlite3_stmt *get = NULL, *del = NULL, *left = NULL;
-    imgsim_status s;
-    if ((s = cat_prepare(db, "SELECT row FROM items WHERE id = ?", &get, err)) != IMGSIM_OK ||
-        (s = cat_prepare(db, "DELETE FROM items WHERE id = ?", &del, err)) != IMGSIM_OK ||
-        (s = cat_prepare(db, "SELECT 1 FROM items WHERE row = ? LIMIT 1", &left, err)) != IMGSIM_OK)
-        goto done;
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_text(get, 1, ids[i], -1, SQLITE_STATIC);
-        int rc = sqlite3_step(get);
-        sqlite3_int64 row = rc == SQLITE_ROW ? sqlite3_column_int64(get, 0) : -1;
-        sqlite3_reset(get);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            s = cat_sql_fail(db, err, "cannot read an item");
-            goto done;
-        }
-        if (row < 0) {
-            if (!*unknown)
-                *unknown = ids[i];
-            continue;
-        }
-        sqlite3_bind_text(del, 1, ids[i], -1, SQLITE_STATIC);
-        rc = sqlite3_step(del);
-        sqlite3_reset(del);
-        if (rc != SQLITE_DONE) {
-            s = cat_sql_fail(db, err, "cannot delete an item");
-            goto done;
-        }
-        (*removed)++;
-        sqlite3_bind_int64(left, 1, row);
-        rc = sqlite3_step(left);
-        sqlite3_reset(left);
-        if (rc == SQLITE_DONE) {
-            if ((s = cat_row_drop(db, (uint32_t)row, err)) != IMGSIM_OK)
-                goto done;
-            (*ndropped)++;
-        } else if (rc != SQLITE_ROW) {
-            s = cat_sql_fail(db, err, "cannot read an item");
-            goto done;
-        }
-    }
-done:
-    sqlite3_finalize(get);
-    sqlite3_finalize(del);
-    sqlite3_finalize(left);
-    return s;
-}
-
-imgsim_status cat_items_delete(imgsim_db *db, const char *const *ids, size_t n, size_t *removed,
-                               imgsim_error *err)
-{
-    *removed = 0;
-    if (!db->writable)
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: collection opened read-only", db->dir);
-    size_t nd = 0;
-    const char *unknown = NULL;
-    imgsim_status s = cat_begin(db, err);
-    if (s == IMGSIM_OK)
-        s = delete_items(db, ids, n, removed, &nd, &unknown, err);
-    if (s == IMGSIM_OK && nd)
-        s = cat_meta_set_u64(db, "gen", db->gen + 1, err);
-    if (s == IMGSIM_OK)
-        s = cat_commit(db, err);
-    if (s != IMGSIM_OK) {
-        cat_rollback(db);
-        cat_drops_forget(db);
-        *removed = 0;
-    } else {
-        if (nd)
-            db->gen++;
-        cat_drops_apply(db);
-        if (unknown)
-            s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "no item with id '%s'", unknown);
-    }
     return s;
 }
 
@@ -275,7 +145,7 @@ imgsim_status cat_where_sql(const imgsim_where *w, int nw, char **sql, imgsim_er
     return IMGSIM_OK;
 }
 
-imgsim_status cat_where_bind(sqlite3_stmt *st, int first, const imgsim_where *w, int nw)
+void cat_where_bind(sqlite3_stmt *st, int first, const imgsim_where *w, int nw)
 {
     int k = first;
     for (int i = 0; i < nw; i++) {
@@ -283,38 +153,62 @@ imgsim_status cat_where_bind(sqlite3_stmt *st, int first, const imgsim_where *w,
             sqlite3_bind_text(st, k++, w[i].column, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, k++, w[i].value, -1, SQLITE_STATIC);
     }
+}
+
+/* "SELECT <cols> FROM items WHERE <pre><where>[ AND label IS NOT NULL][ AND label = ?]
+ * <tail>" */
+static imgsim_status filter_sql(const cat_filter *f, const char *cols, const char *pre,
+                                const char *tail, char **sql, imgsim_error *err)
+{
+    char *cond;
+    imgsim_status s = cat_where_sql(f->w, f->nw, &cond, err);
+    if (s != IMGSIM_OK)
+        return s;
+    size_t n = strlen(cols) + strlen(pre) + strlen(cond) + strlen(tail) + 96;
+    if (!(*sql = malloc(n))) {
+        free(cond);
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    }
+    snprintf(*sql, n, "SELECT %s FROM items WHERE %s%s%s%s%s", cols, pre, cond,
+             f->labelled ? " AND label IS NOT NULL" : "", f->label ? " AND label = ?" : "", tail);
+    free(cond);
     return IMGSIM_OK;
 }
 
-imgsim_status cat_where_rows(imgsim_db *db, const imgsim_where *w, int nw, int labelled,
-                             uint8_t **rows, imgsim_error *err)
+/* Prepare the filter's statement and bind the filter's values; `pre` (ending in " AND ")
+ * holds `first` - 1 parameters of the caller's, bound by the caller. */
+static imgsim_status filter_prepare(imgsim_db *db, const cat_filter *f, const char *cols,
+                                    const char *pre, const char *tail, int first,
+                                    sqlite3_stmt **st, imgsim_error *err)
 {
-    *rows = NULL;
-    char *cond;
-    imgsim_status s = cat_where_sql(w, nw, &cond, err);
+    char *sql;
+    imgsim_status s = filter_sql(f, cols, pre, tail, &sql, err);
     if (s != IMGSIM_OK)
         return s;
-    size_t n = strlen(cond) + 64;
-    char *sql = malloc(n);
-    uint8_t *bm = calloc(db->nrows ? db->nrows : 1, 1);
-    if (!sql || !bm) {
-        free(cond), free(sql), free(bm);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-    }
-    snprintf(sql, n, "SELECT DISTINCT row FROM items WHERE %s%s", cond,
-             labelled ? " AND label IS NOT NULL" : "");
-    free(cond);
-    sqlite3_stmt *st;
-    s = cat_prepare(db, sql, &st, err);
+    s = cat_prepare(db, sql, st, err);
     free(sql);
+    if (s != IMGSIM_OK)
+        return s;
+    cat_where_bind(*st, first, f->w, f->nw);
+    if (f->label)
+        sqlite3_bind_text(*st, sqlite3_bind_parameter_count(*st), f->label, -1, SQLITE_STATIC);
+    return IMGSIM_OK;
+}
+
+imgsim_status cat_filter_rows(imgsim_db *db, const cat_filter *f, uint8_t **rows,
+                              imgsim_error *err)
+{
+    *rows = NULL;
+    if (f->nw == 0 && !f->label && !f->labelled)
+        return IMGSIM_OK;
+    uint8_t *bm = calloc(db->nrows ? db->nrows : 1, 1);
+    if (!bm)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    sqlite3_stmt *st;
+    imgsim_status s = filter_prepare(db, f, "DISTINCT row", "", "", 1, &st, err);
     if (s != IMGSIM_OK) {
         free(bm);
         return s;
-    }
-    if (cat_where_bind(st, 1, w, nw) != IMGSIM_OK) {
-        sqlite3_finalize(st);
-        free(bm);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     }
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -331,6 +225,64 @@ imgsim_status cat_where_rows(imgsim_db *db, const imgsim_where *w, int nw, int l
     return IMGSIM_OK;
 }
 
+struct cat_row_items {
+    imgsim_db *db;
+    sqlite3_stmt *st;
+    int done;
+};
+
+imgsim_status cat_row_items_open(imgsim_db *db, const cat_filter *f, cat_row_items **out,
+                                 imgsim_error *err)
+{
+    *out = NULL;
+    cat_row_items *it = calloc(1, sizeof *it);
+    if (!it)
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    it->db = db;
+    it->done = 1;
+    imgsim_status s = filter_prepare(db, f, ITEM_COLS, "row = ? AND ", " ORDER BY id", 2,
+                                     &it->st, err);
+    if (s != IMGSIM_OK) {
+        free(it);
+        return s;
+    }
+    *out = it;
+    return IMGSIM_OK;
+}
+
+void cat_row_items_seek(cat_row_items *it, uint32_t row)
+{
+    sqlite3_reset(it->st);
+    sqlite3_bind_int64(it->st, 1, row);
+    it->done = 0;
+}
+
+imgsim_status cat_row_items_next(cat_row_items *it, imgsim_item *out, int *got,
+                                 imgsim_error *err)
+{
+    *got = 0;
+    if (it->done)
+        return IMGSIM_OK;
+    int rc = sqlite3_step(it->st);
+    if (rc == SQLITE_ROW) {
+        if (cat_item_read(it->st, 0, out) != IMGSIM_OK)
+            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        *got = 1;
+        return IMGSIM_OK;
+    }
+    it->done = 1;
+    sqlite3_reset(it->st);
+    return rc == SQLITE_DONE ? IMGSIM_OK : cat_sql_fail(it->db, err, "cannot read items");
+}
+
+void cat_row_items_close(cat_row_items *it)
+{
+    if (!it)
+        return;
+    sqlite3_finalize(it->st);
+    free(it);
+}
+
 imgsim_status imgsim_db_remove(imgsim_db *db, const char *const *ids, size_t n, size_t *removed,
                                imgsim_error *err)
 {
@@ -344,11 +296,7 @@ imgsim_status imgsim_db_remove(imgsim_db *db, const char *const *ids, size_t n, 
             *err = first;
         return s;
     }
-    imgsim_status t = nbr_refresh(db, err);
-    if (t == IMGSIM_OK)
-        t = vec_compact_if_needed(db, 0, err);
-    if (t == IMGSIM_OK)
-        t = ann_refresh(db, 1, err); /* keep the HNSW index in step (server DELETE too) */
+    imgsim_status t = cat_after_write(db, err); /* the server's DELETE too */
     if (t != IMGSIM_OK)
         return t;
     if (s != IMGSIM_OK && err)

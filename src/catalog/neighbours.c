@@ -13,22 +13,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog/catalog.h"
+#include "catalog/internal.h"
 #include "core/error.h"
 #include "index/topk.h"
 
-int imgsim_neighbours_info(imgsim_db *db, int *k, imgsim_metric *m, int *fresh)
+imgsim_status imgsim_neighbours_info(imgsim_db *db, int *k, imgsim_metric *m, int *fresh,
+                                     imgsim_error *err)
 {
-    uint64_t kk = cat_meta_u64(db, "nbr_k", 0);
-    if (kk == 0)
-        return 0;
+    uint64_t kk, mm = 0, tgen = UINT64_MAX, gen = 0;
+    imgsim_status s = cat_meta_get_u64(db, "nbr_k", 0, &kk, err);
+    if (s == IMGSIM_OK && kk)
+        s = cat_meta_get_u64(db, "nbr_metric", 0, &mm, err);
+    if (s == IMGSIM_OK && kk)
+        s = cat_meta_get_u64(db, "nbr_gen", UINT64_MAX, &tgen, err);
+    if (s == IMGSIM_OK && kk)
+        s = cat_meta_get_u64(db, "gen", 0, &gen, err);
+    if (s != IMGSIM_OK)
+        kk = 0;
     if (k)
         *k = (int)kk;
     if (m)
-        *m = (imgsim_metric)cat_meta_u64(db, "nbr_metric", 0);
+        *m = (imgsim_metric)mm;
     if (fresh)
-        *fresh = cat_meta_u64(db, "nbr_gen", UINT64_MAX) == cat_meta_u64(db, "gen", 0);
-    return 1;
+        *fresh = kk && tgen == gen;
+    return s;
 }
 
 int nbr_read(imgsim_db *db, uint32_t r, exact_hit *out, int k)
@@ -55,7 +63,7 @@ static imgsim_status store(imgsim_db *db, int k, imgsim_metric m, const exact_hi
                            const int *counts, const uint8_t *changed, imgsim_error *err)
 {
     sqlite3_stmt *del = NULL, *ins = NULL;
-    imgsim_status s = cat_begin(db, err);
+    imgsim_status s = cat_write_begin(db, err);
     if (s != IMGSIM_OK)
         return s;
     if (!changed)
@@ -91,9 +99,9 @@ static imgsim_status store(imgsim_db *db, int k, imgsim_metric m, const exact_hi
         (s = cat_meta_set_u64(db, "nbr_metric", (uint64_t)m, err)) == IMGSIM_OK &&
         (s = cat_meta_set_u64(db, "nbr_gen", db->gen, err)) == IMGSIM_OK &&
         (s = cat_exec(db, "DELETE FROM changes", err)) == IMGSIM_OK)
-        s = cat_commit(db, err);
+        s = cat_write_commit(db, err);
     if (s != IMGSIM_OK)
-        cat_rollback(db);
+        cat_write_abort(db);
     return s;
 }
 
@@ -277,11 +285,14 @@ static imgsim_status added_since(imgsim_db *db, uint64_t since, uint32_t **rows,
 static imgsim_status update(imgsim_db *db, int k, imgsim_metric m, int threads, int *inc,
                             imgsim_error *err)
 {
-    int tk = 0, fresh = 0;
+    int tk, fresh;
     imgsim_metric tm;
     if (inc)
         *inc = 0;
-    if (!imgsim_neighbours_info(db, &tk, &tm, &fresh) || tk != k || tm != m)
+    imgsim_status s = imgsim_neighbours_info(db, &tk, &tm, &fresh, err);
+    if (s != IMGSIM_OK)
+        return s;
+    if (tk != k || tm != m)
         return full_build(db, k, m, threads, err);
     if (fresh) {
         if (inc)
@@ -290,7 +301,7 @@ static imgsim_status update(imgsim_db *db, int k, imgsim_metric m, int threads, 
     }
     uint32_t *added;
     size_t na, nd;
-    imgsim_status s = added_since(db, cat_meta_u64(db, "nbr_gen", 0), &added, &na, &nd, err);
+    s = added_since(db, cat_meta_u64(db, "nbr_gen", 0), &added, &na, &nd, err);
     if (s != IMGSIM_OK)
         return s;
     if ((na + nd) * 4 > db->nalive + 1) {
@@ -307,18 +318,23 @@ static imgsim_status update(imgsim_db *db, int k, imgsim_metric m, int threads, 
 imgsim_status imgsim_neighbours_build(imgsim_db *db, int k, imgsim_metric m, int threads,
                                       int *incremental_out, imgsim_error *err)
 {
-    if (!db->writable)
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: collection opened read-only", db->dir);
-    if (k < 1 || k > 1000)
-        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and 1000");
+    imgsim_status s = cat_check_writable(db, err);
+    if (s != IMGSIM_OK)
+        return s;
+    if (k < 1 || k > IMGSIM_NEIGHBOURS_MAX_K)
+        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and %d",
+                           IMGSIM_NEIGHBOURS_MAX_K);
     return update(db, k, m, threads, incremental_out, err);
 }
 
 imgsim_status nbr_refresh(imgsim_db *db, imgsim_error *err)
 {
-    int k = 0, fresh = 0;
+    int k, fresh;
     imgsim_metric m;
-    if (!imgsim_neighbours_info(db, &k, &m, &fresh))
+    imgsim_status s = imgsim_neighbours_info(db, &k, &m, &fresh, err);
+    if (s != IMGSIM_OK)
+        return s;
+    if (k == 0)
         return cat_exec(db, "DELETE FROM changes", err);
     if (fresh)
         return IMGSIM_OK;

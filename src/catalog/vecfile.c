@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "catalog/catalog.h"
+#include "catalog/internal.h"
 #include "core/error.h"
 
 static const char MAGIC[8] = {'I', 'M', 'G', 'S', 'I', 'M', 'V', '1'};
@@ -335,7 +335,7 @@ imgsim_status vec_compact_if_needed(imgsim_db *db, int force, imgsim_error *err)
     }
 
     /* One transaction switches everything to the new numbering. */
-    if ((s = cat_begin(db, err)) != IMGSIM_OK)
+    if ((s = cat_write_begin(db, err)) != IMGSIM_OK)
         goto fail_file;
     sqlite3_stmt *st = NULL;
     if ((s = cat_exec(db, "CREATE TEMP TABLE IF NOT EXISTS rowmap(old INTEGER PRIMARY KEY, new INTEGER);"
@@ -369,11 +369,11 @@ imgsim_status vec_compact_if_needed(imgsim_db *db, int force, imgsim_error *err)
         (s = cat_exec(db, "DELETE FROM changes;", err)) != IMGSIM_OK ||
         (s = cat_meta_set(db, "vec_file", newname, err)) != IMGSIM_OK ||
         (s = cat_meta_set_u64(db, "nrows", nn, err)) != IMGSIM_OK ||
-        (s = cat_meta_set_u64(db, "gen", db->gen + 1, err)) != IMGSIM_OK ||
-        (table_fresh && (s = cat_meta_set_u64(db, "nbr_gen", db->gen + 1, err)) != IMGSIM_OK) ||
-        (s = cat_commit(db, err)) != IMGSIM_OK)
+        (table_fresh && (s = cat_meta_set_u64(db, "nbr_gen", db->gen + 1, err)) != IMGSIM_OK))
         goto fail_tx;
-    db->gen++;
+    cat_write_bump(db); /* the commit raises gen (the table, when fresh, follows above) */
+    if ((s = cat_write_commit(db, err)) != IMGSIM_OK)
+        goto fail_tx;
 
     /* Committed: the new file is the collection's. Reopen onto it. */
     char oldname[64];
@@ -392,7 +392,7 @@ imgsim_status vec_compact_if_needed(imgsim_db *db, int force, imgsim_error *err)
     return IMGSIM_OK;
 
 fail_tx:
-    cat_rollback(db);
+    cat_write_abort(db);
 fail_file:
     close(fd);
     {

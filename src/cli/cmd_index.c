@@ -131,7 +131,8 @@ int cmd_index(int argc, char **argv)
 {
     cli_model_args a = {0};
     imgsim_model_opts_default(&a.opts);
-    imgsim_csv_opts csv = {0};
+    imgsim_csv_opts csv;
+    imgsim_csv_opts_default(&csv);
     const char *dbdir = NULL;
     int sync = 0, quiet = 0, commit_every = 0, ann = 0;
     cli_ann_args aa;
@@ -223,21 +224,26 @@ int cmd_index(int argc, char **argv)
     u.tty = isatty(2);
     u.quiet = quiet;
     u.t0 = u.last_line = now_s();
-    imgsim_sources srcs = {0};
-    if (add_sources(&srcs, folders, nf, &csv, &u) < 0) {
-        imgsim_sources_free(&srcs);
+    imgsim_sources *srcs;
+    imgsim_error e = {0};
+    if (imgsim_sources_new(&srcs, &e) != IMGSIM_OK) {
+        cli_error("index", &e);
+        free(folders);
+        return 1;
+    }
+    if (add_sources(srcs, folders, nf, &csv, &u) < 0) {
+        imgsim_sources_free(srcs);
         free(folders);
         return 1;
     }
     imgsim_db *db;
     imgsim_model *m;
     if (cli_open_collection("index", cli_db_dir(dbdir), IMGSIM_DB_CREATE, &a, &db, &m) < 0) {
-        imgsim_sources_free(&srcs);
+        imgsim_sources_free(srcs);
         free(folders);
         return 1;
     }
     imgsim_ctx *ctx = NULL;
-    imgsim_error e = {0};
     int rc = 0;
     if (imgsim_ctx_new(m, &ctx, &e) != IMGSIM_OK) {
         cli_error("index", &e);
@@ -250,10 +256,17 @@ int cmd_index(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    imgsim_ingest_opts io = {on_item, on_progress, &u, commit_every, &stop_flag};
+    imgsim_ingest_opts io;
+    imgsim_ingest_opts_default(&io);
+    io.on_item = on_item;
+    io.on_progress = on_progress;
+    io.user = &u;
+    io.commit_every = commit_every;
+    io.stop = &stop_flag;
     imgsim_ingest_stats st = {0};
     u.t0 = u.last_line = now_s();
-    imgsim_status s = imgsim_db_add(db, ctx, srcs.v, srcs.n, &io, &st, &e);
+    imgsim_status s = imgsim_db_add(db, ctx, imgsim_sources_items(srcs), imgsim_sources_count(srcs),
+                                    &io, &st, &e);
     clear_bar(&u);
     if (s != IMGSIM_OK) {
         cli_error("index", &e);
@@ -294,7 +307,7 @@ out:
     imgsim_ctx_free(ctx);
     imgsim_model_close(m);
     imgsim_db_close(db);
-    imgsim_sources_free(&srcs);
+    imgsim_sources_free(srcs);
     free(folders);
     return rc;
 bad:
@@ -375,13 +388,15 @@ int cmd_info(int argc, char **argv)
     printf("collection:  %s\nmodel:       %s (%d-d)\nitems:       %zu\nvectors:     %zu distinct\n",
            cli_db_dir(dbdir), imgsim_db_model(db), imgsim_db_dim(db), imgsim_db_count(db),
            imgsim_db_vectors(db));
-    if (imgsim_neighbours_info(db, &k, &m, &fresh))
+    imgsim_error e = {0};
+    if (imgsim_neighbours_info(db, &k, &m, &fresh, &e) != IMGSIM_OK)
+        cli_error("info", &e);
+    else if (k)
         printf("neighbours:  top-%d %s, %s\n", k, imgsim_metric_name(m),
                fresh ? "fresh" : "stale (run imgsim neighbours)");
     else
         printf("neighbours:  none (imgsim neighbours builds the table)\n");
     imgsim_ann_info ai;
-    imgsim_error e = {0};
     if (imgsim_db_ann_info(db, &ai, &e) != IMGSIM_OK)
         cli_error("info", &e);
     else if (ai.status == IMGSIM_ANN_NONE)

@@ -89,7 +89,11 @@ static int export_neighbours(imgsim_db *db, FILE *f, int json, int k, imgsim_met
     imgsim_error e = {0};
     int tk = 0, fresh = 0;
     imgsim_metric tm;
-    if (!imgsim_neighbours_info(db, &tk, &tm, &fresh) || !fresh || tk < k || tm != m) {
+    if (imgsim_neighbours_info(db, &tk, &tm, &fresh, &e) != IMGSIM_OK) {
+        cli_error("export", &e);
+        return 1;
+    }
+    if (!fresh || tk < k || tm != m) {
         fprintf(stderr, "imgsim export: no fresh top-%d %s neighbour table: run imgsim neighbours "
                         "-k %d --metric %s first\n", k, imgsim_metric_name(m), k,
                 imgsim_metric_name(m));
@@ -248,8 +252,8 @@ int cmd_export(int argc, char **argv)
         fprintf(stderr, "usage: imgsim export neighbours|vectors [options] (see --help)\n");
         return 2;
     }
-    if (k < 1 || k > 1000) {
-        fprintf(stderr, "imgsim export: -k must be from 1 to 1000\n");
+    if (k < 1 || k > IMGSIM_NEIGHBOURS_MAX_K) {
+        fprintf(stderr, "imgsim export: -k must be from 1 to %d\n", IMGSIM_NEIGHBOURS_MAX_K);
         return 2;
     }
     if (vectors && ((format && strcmp(format, "npy")) || !out)) {

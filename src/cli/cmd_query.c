@@ -109,7 +109,7 @@ int cmd_query(int argc, char **argv)
     imgsim_query_opts o;
     imgsim_query_opts_default(&o);
     const char *dbdir = NULL, *id = NULL, *image = NULL;
-    int json = 0;
+    int json = 0, exact = 0, ann = 0;
     imgsim_where *where = calloc((size_t)argc + 1, sizeof *where);
     if (!where)
         return 1;
@@ -128,18 +128,18 @@ int cmd_query(int argc, char **argv)
         } else if (!strcmp(op, "--json")) {
             json = 1;
         } else if (!strcmp(op, "--exact")) {
-            o.exact = o.no_table = 1;
+            exact = o.no_table = 1;
         } else if (!strcmp(op, "--no-table")) {
             o.no_table = 1;
         } else if (!strcmp(op, "--ann")) {
-            o.ann = 1;
+            ann = 1;
         } else if (!strcmp(op, "--ef")) {
             if (!(v = cli_value("query", argc, argv, &i)))
                 goto bad;
             char *end;
             long ef = strtol(v, &end, 10);
-            if (!*v || *end || ef < 1 || ef > 10000) {
-                fprintf(stderr, "imgsim query: --ef needs a number from 1 to 10000\n");
+            if (!*v || *end || ef < 1 || ef > IMGSIM_MAX_EF) {
+                fprintf(stderr, "imgsim query: --ef needs a number from 1 to %d\n", IMGSIM_MAX_EF);
                 goto bad;
             }
             o.ef = (int)ef;
@@ -154,8 +154,8 @@ int cmd_query(int argc, char **argv)
             } else if (!strcmp(op, "-k")) {
                 char *end;
                 long k = strtol(v, &end, 10);
-                if (*end || k < 1 || k > 10000) {
-                    fprintf(stderr, "imgsim query: -k needs a number from 1 to 10000\n");
+                if (*end || k < 1 || k > IMGSIM_MAX_K) {
+                    fprintf(stderr, "imgsim query: -k needs a number from 1 to %d\n", IMGSIM_MAX_K);
                     goto bad;
                 }
                 o.k = (int)k;
@@ -186,10 +186,12 @@ int cmd_query(int argc, char **argv)
         }
     }
     o.where = where;
-    if (o.exact && (o.ann || o.ef)) {
+    if (exact && (ann || o.ef)) {
         fprintf(stderr, "imgsim query: --exact and --ann/--ef exclude each other\n");
         goto bad;
     }
+    /* --ef tunes the index search, so it asks for the index as --ann does */
+    o.mode = exact ? IMGSIM_SEARCH_EXACT : ann || o.ef ? IMGSIM_SEARCH_ANN : IMGSIM_SEARCH_AUTO;
     if (!!image == !!id) {
         usage(stderr);
         goto bad;

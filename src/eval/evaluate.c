@@ -31,60 +31,29 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
                              imgsim_eval *out, imgsim_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (k < 1 || k > 10000)
-        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and 10000");
+    if (k < 1 || k > IMGSIM_MAX_K)
+        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and %d", IMGSIM_MAX_K);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int plain = !label_column || !strcmp(label_column, "label");
-    sqlite3_stmt *st;
     imgsim_status s = cat_read_begin(db, err);
     if (s != IMGSIM_OK)
         return s;
-    s = cat_prepare(db, plain ? "SELECT id, row, label FROM items ORDER BY id"
-                              : "SELECT id, row, (SELECT CAST(value AS TEXT) FROM "
-                                "json_each(items.meta) WHERE key = ?) FROM items ORDER BY id",
-                    &st, err);
-    if (s != IMGSIM_OK) {
+    cat_labelled it;
+    if ((s = cat_labelled_get(db, label_column, &it, err)) != IMGSIM_OK) {
         cat_read_end(db);
         return s;
     }
-    if (!plain)
-        sqlite3_bind_text(st, 1, label_column, -1, SQLITE_STATIC);
-    size_t n = imgsim_db_count(db), cnt = 0;
-    char **ids = calloc(n + 1, sizeof *ids), **labels = calloc(n + 1, sizeof *labels);
-    uint32_t *rows = malloc((n + 1) * sizeof *rows);
-    int *lab = malloc((n + 1) * sizeof *lab);
-    uint8_t *isq = query_ids ? calloc(n + 1, 1) : NULL;
-    char **names = NULL;
+    size_t cnt = it.n;
+    char **ids = it.ids, **labels = it.labels;
+    int *lab = malloc((cnt + 1) * sizeof *lab);
+    uint8_t *isq = query_ids ? calloc(cnt + 1, 1) : NULL;
+    char **names = malloc((cnt + 1) * sizeof *names);
     eval_result er = {0};
-    if (!ids || !labels || !rows || !lab || (query_ids && !isq)) {
+    if (!lab || !names || (query_ids && !isq)) {
         s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-        goto done;
-    }
-    int rc = SQLITE_DONE;
-    while (cnt < n && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        sqlite3_int64 r = sqlite3_column_int64(st, 1);
-        if (r < 0 || (size_t)r >= db->nrows || !db->alive[r])
-            continue;
-        const char *l = (const char *)sqlite3_column_text(st, 2);
-        ids[cnt] = strdup((const char *)sqlite3_column_text(st, 0));
-        labels[cnt] = l && *l ? strdup(l) : NULL;
-        if (!ids[cnt] || (l && *l && !labels[cnt])) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-            goto done;
-        }
-        rows[cnt++] = (uint32_t)r;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        s = cat_sql_fail(db, err, "cannot read items");
         goto done;
     }
     /* number the labels in sorted order */
-    names = malloc((cnt + 1) * sizeof *names);
-    if (!names) {
-        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-        goto done;
-    }
     int nl = 0;
     for (size_t i = 0; i < cnt; i++)
         if (labels[i])
@@ -118,7 +87,8 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
         isq[f - ids] = 1;
     }
     exact_set set = cat_set(db);
-    if ((s = eval_run(&set, m, rows, lab, cnt, nl, isq, k, full_map, 0, &er, err)) != IMGSIM_OK)
+    if ((s = eval_run(&set, m, it.rows, lab, cnt, nl, isq, k, full_map, 0, &er, err)) !=
+        IMGSIM_OK)
         goto done;
     out->k = k;
     out->metric = m;
@@ -140,16 +110,9 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
         }
     }
 done:
-    sqlite3_finalize(st);
     cat_read_end(db);
     eval_result_free(&er);
-    for (size_t i = 0; ids && i < cnt; i++) {
-        free(ids[i]);
-        free(labels[i]);
-    }
-    free(ids);
-    free(labels);
-    free(rows);
+    cat_labelled_free(&it);
     free(lab);
     free(isq);
     free(names);

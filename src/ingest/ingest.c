@@ -11,7 +11,8 @@
  *      inference); every `commit_every` results the vectors are appended and fsynced, then
  *      their rows and items are committed together (the invariant in catalog/catalog.h).
  * A failure of one file never stops the run; a stop request ends it after a commit.
- * Afterwards the neighbour table and the HNSW index (if any) are brought in step.
+ * Afterwards the neighbour table and the HNSW index (if any) are brought in step
+ * (cat_after_write). Every catalogue read and write goes through catalog/catalog.h.
  */
 #include <errno.h>
 #include <limits.h>
@@ -62,13 +63,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static double wall_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void progress(run *r, int force)
 {
     if (!r->o->on_progress)
@@ -104,118 +98,26 @@ static int str_eq(const char *a, const char *b)
     return b && !strcmp(a, b);
 }
 
-/* ---- catalogue statements used by both phases */
-
-typedef struct stmts {
-    sqlite3_stmt *find_item, *find_key, *dims_of_row, *ins_item, *ins_vec, *log_add,
-        *row_users, *set_meta;
-} stmts;
-
-static void stmts_free(stmts *s)
-{
-    sqlite3_finalize(s->find_item);
-    sqlite3_finalize(s->find_key);
-    sqlite3_finalize(s->dims_of_row);
-    sqlite3_finalize(s->ins_item);
-    sqlite3_finalize(s->ins_vec);
-    sqlite3_finalize(s->log_add);
-    sqlite3_finalize(s->row_users);
-    sqlite3_finalize(s->set_meta);
-    memset(s, 0, sizeof *s);
-}
-
-static imgsim_status stmts_prepare(imgsim_db *db, stmts *s, imgsim_error *err)
-{
-    imgsim_status e;
-    memset(s, 0, sizeof *s);
-    if ((e = cat_prepare(db, "SELECT row, source, size, mtime_ns, label, meta, box_x, box_y, "
-                             "box_w, box_h FROM items WHERE id = ?", &s->find_item, err)) ||
-        (e = cat_prepare(db, "SELECT row FROM vectors WHERE key = ?", &s->find_key, err)) ||
-        (e = cat_prepare(db, "SELECT width, height FROM items WHERE row = ? LIMIT 1",
-                         &s->dims_of_row, err)) ||
-        (e = cat_prepare(db,
-                         "INSERT OR REPLACE INTO items(id, row, source, hash, size, mtime_ns, "
-                         "width, height, label, box_x, box_y, box_w, box_h, meta, model, added) "
-                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                         "COALESCE((SELECT added FROM items WHERE id = ?1), ?16))",
-                         &s->ins_item, err)) ||
-        (e = cat_prepare(db, "INSERT INTO vectors(row, key) VALUES(?, ?)", &s->ins_vec, err)) ||
-        (e = cat_prepare(db, "INSERT INTO changes(gen, row, op) VALUES(?, ?, 1)", &s->log_add,
-                         err)) ||
-        (e = cat_prepare(db, "SELECT 1 FROM items WHERE row = ? LIMIT 1", &s->row_users, err)) ||
-        (e = cat_prepare(db, "UPDATE items SET label = ?2, meta = ?3 WHERE id = ?1", &s->set_meta,
-                         err))) {
-        stmts_free(s);
-        return e;
-    }
-    return IMGSIM_OK;
-}
-
-static imgsim_status step_done(imgsim_db *db, sqlite3_stmt *st, imgsim_error *err, const char *what)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? IMGSIM_OK : cat_sql_fail(db, err, what);
-}
-
-/* Row holding `key`, or -1. */
-static long long find_key(stmts *s, const char *key)
-{
-    sqlite3_bind_text(s->find_key, 1, key, -1, SQLITE_STATIC);
-    long long r = sqlite3_step(s->find_key) == SQLITE_ROW ? sqlite3_column_int64(s->find_key, 0) : -1;
-    sqlite3_reset(s->find_key);
-    return r;
-}
-
 /* Write item `j` pointing at vector `row`; drops the row the item used before if orphaned. */
-static imgsim_status put_item(run *r, stmts *s, const job *j, long long row, int w, int h,
-                              long long old_row, imgsim_error *err)
+static imgsim_status put_item(run *r, const job *j, uint32_t row, int w, int h,
+                              imgsim_error *err)
 {
     const imgsim_source *src = j->src;
-    sqlite3_stmt *st = s->ins_item;
-    sqlite3_bind_text(st, 1, src->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, row);
-    sqlite3_bind_text(st, 3, j->abspath, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, j->hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, j->size);
-    sqlite3_bind_int64(st, 6, j->mtime_ns);
-    sqlite3_bind_int(st, 7, w);
-    sqlite3_bind_int(st, 8, h);
-    if (src->label && *src->label)
-        sqlite3_bind_text(st, 9, src->label, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 9);
-    for (int k = 0; k < 4; k++)
-        if (src->has_box)
-            sqlite3_bind_int(st, 10 + k, src->box[k]);
-        else
-            sqlite3_bind_null(st, 10 + k);
-    if (src->meta_json && *src->meta_json)
-        sqlite3_bind_text(st, 14, src->meta_json, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 14);
-    sqlite3_bind_text(st, 15, r->db->model, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 16, wall_s());
-    imgsim_status e = step_done(r->db, st, err, "cannot write an item");
-    if (e != IMGSIM_OK || old_row < 0 || old_row == row)
-        return e;
-    sqlite3_bind_int64(s->row_users, 1, old_row);
-    int rc = sqlite3_step(s->row_users);
-    sqlite3_reset(s->row_users);
-    if (rc == SQLITE_DONE)
-        return cat_row_drop(r->db, (uint32_t)old_row, err);
-    return rc == SQLITE_ROW ? IMGSIM_OK : cat_sql_fail(r->db, err, "cannot read items");
+    cat_item_rec it = {src->id, j->abspath, j->hash, src->label, src->meta_json, j->size,
+                       j->mtime_ns, w, h, src->has_box, {0}};
+    if (src->has_box)
+        memcpy(it.box, src->box, sizeof it.box);
+    return cat_write_item(r->db, &it, row, err);
 }
 
 /* ---- phase 1: triage */
 
-static int same_box(const imgsim_source *s, sqlite3_stmt *st)
+static int same_box(const imgsim_source *s, const cat_item_file *f)
 {
-    int has = sqlite3_column_type(st, 8) != SQLITE_NULL;
-    if (has != (s->has_box != 0))
+    if (f->has_box != (s->has_box != 0))
         return 0;
-    for (int k = 0; has && k < 4; k++)
-        if (sqlite3_column_int(st, 6 + k) != s->box[k])
+    for (int k = 0; f->has_box && k < 4; k++)
+        if (f->box[k] != s->box[k])
             return 0;
     return 1;
 }
@@ -227,28 +129,26 @@ typedef struct known {
     int same_file, same_meta;
 } known;
 
-static known lookup(stmts *s, const job *j)
+static imgsim_status lookup(imgsim_db *db, const job *j, known *k, imgsim_error *err)
 {
-    known k = {-1, 0, 0};
-    sqlite3_stmt *st = s->find_item;
-    sqlite3_bind_text(st, 1, j->src->id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        k.row = sqlite3_column_int64(st, 0);
-        const char *src = (const char *)sqlite3_column_text(st, 1);
-        k.same_file = src && !strcmp(src, j->abspath) && sqlite3_column_int64(st, 2) == j->size &&
-                      sqlite3_column_int64(st, 3) == j->mtime_ns && same_box(j->src, st);
-        k.same_meta = str_eq((const char *)sqlite3_column_text(st, 4), j->src->label) &&
-                      str_eq((const char *)sqlite3_column_text(st, 5), j->src->meta_json);
-    }
-    sqlite3_reset(st);
-    return k;
+    cat_item_file f;
+    *k = (known){-1, 0, 0};
+    imgsim_status e = cat_item_file_get(db, j->src->id, &f, err);
+    if (e != IMGSIM_OK || f.row < 0)
+        return e;
+    k->row = f.row;
+    k->same_file = f.source && !strcmp(f.source, j->abspath) && f.size == j->size &&
+                   f.mtime_ns == j->mtime_ns && same_box(j->src, &f);
+    k->same_meta = str_eq(f.label, j->src->label) && str_eq(f.meta_json, j->src->meta_json);
+    cat_item_file_free(&f);
+    return IMGSIM_OK;
 }
 
-static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
+static imgsim_status triage(run *r, size_t n, imgsim_error *err)
 {
     imgsim_db *db = r->db;
     strmap ids = {0}, keys = {0};
-    imgsim_status e = cat_begin(db, err);
+    imgsim_status e = cat_write_begin(db, err);
     if (e != IMGSIM_OK)
         return e;
     for (size_t i = 0; i < n; i++)
@@ -295,24 +195,16 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
         }
         j->size = (long long)sb.st_size;
         j->mtime_ns = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
-        known k = lookup(s, j);
+        known k;
+        if ((e = lookup(db, j, &k, err)) != IMGSIM_OK)
+            break;
         j->existed = k.row >= 0;
         if (k.row >= 0 && k.same_file) {
-            if (k.same_meta) {
+            if (k.same_meta)
                 report(r, IMGSIM_INGEST_UNCHANGED, src, NULL);
-            } else {
-                sqlite3_bind_text(s->set_meta, 1, src->id, -1, SQLITE_STATIC);
-                if (src->label && *src->label)
-                    sqlite3_bind_text(s->set_meta, 2, src->label, -1, SQLITE_STATIC);
-                else
-                    sqlite3_bind_null(s->set_meta, 2);
-                if (src->meta_json && *src->meta_json)
-                    sqlite3_bind_text(s->set_meta, 3, src->meta_json, -1, SQLITE_STATIC);
-                else
-                    sqlite3_bind_null(s->set_meta, 3);
-                if ((e = step_done(db, s->set_meta, err, "cannot update an item")) == IMGSIM_OK)
-                    report(r, IMGSIM_INGEST_UPDATED, src, NULL);
-            }
+            else if ((e = cat_write_item_meta(db, src->id, src->label, src->meta_json, err)) ==
+                     IMGSIM_OK)
+                report(r, IMGSIM_INGEST_UPDATED, src, NULL);
             continue;
         }
         imgsim_error herr = {0};
@@ -325,16 +217,13 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
                      src->box[2], src->box[3]);
         else
             snprintf(j->key, sizeof j->key, "%s", j->hash);
-        long long row = find_key(s, j->key);
+        long long row;
+        if ((e = cat_key_row(db, j->key, &row, err)) != IMGSIM_OK)
+            break;
         if (row >= 0) { /* content already stored: link the item to it */
-            int w = 0, h = 0;
-            sqlite3_bind_int64(s->dims_of_row, 1, row);
-            if (sqlite3_step(s->dims_of_row) == SQLITE_ROW) {
-                w = sqlite3_column_int(s->dims_of_row, 0);
-                h = sqlite3_column_int(s->dims_of_row, 1);
-            }
-            sqlite3_reset(s->dims_of_row);
-            if ((e = put_item(r, s, j, row, w, h, k.row, err)) == IMGSIM_OK)
+            int w, h;
+            if ((e = cat_row_size(db, (uint32_t)row, &w, &h, err)) == IMGSIM_OK &&
+                (e = put_item(r, j, (uint32_t)row, w, h, err)) == IMGSIM_OK)
                 report(r, k.row >= 0 ? IMGSIM_INGEST_UPDATED : IMGSIM_INGEST_DUPLICATE, src, NULL);
             continue;
         }
@@ -355,68 +244,39 @@ static imgsim_status triage(run *r, stmts *s, size_t n, imgsim_error *err)
     }
     strmap_free(&ids);
     strmap_free(&keys);
-    /* rows left without items by relinking bump the generation */
-    int dropped = db->ndrops > 0;
-    if (e == IMGSIM_OK && dropped)
-        e = cat_meta_set_u64(db, "gen", db->gen + 1, err);
-    if (e == IMGSIM_OK && (e = cat_commit(db, err)) == IMGSIM_OK) {
-        if (dropped)
-            db->gen++;
-        cat_drops_apply(db);
-    }
-    if (e != IMGSIM_OK) {
-        cat_rollback(db);
-        cat_drops_forget(db);
-    }
+    /* rows left without items by relinking bump the generation (the commit sees to it) */
+    if (e == IMGSIM_OK)
+        return cat_write_commit(db, err);
+    cat_write_abort(db);
     return e;
 }
 
 /* ---- phase 2: embedding and committing */
 
-static imgsim_status flush(run *r, stmts *s, imgsim_error *err)
+static imgsim_status flush(run *r, imgsim_error *err)
 {
     imgsim_db *db = r->db;
     if (r->nb == 0)
         return IMGSIM_OK;
-    imgsim_status e = vec_append(db, r->vecs, r->nb, err);
+    uint32_t first;
+    imgsim_status e = cat_write_begin(db, err);
     if (e != IMGSIM_OK)
         return e;
-    if ((e = cat_begin(db, err)) != IMGSIM_OK) {
-        vec_discard(db);
-        return e;
-    }
-    uint64_t gen = db->gen + 1;
+    e = cat_write_vectors(db, r->vecs, r->nb, &first, err);
     for (size_t b = 0; b < r->nb && e == IMGSIM_OK; b++) {
-        long long row = (long long)(db->nrows + b);
+        uint32_t row = first + (uint32_t)b;
         for (int ji = r->bjob[b]; ji >= 0 && e == IMGSIM_OK; ji = r->followers[ji]) {
-            job *j = &r->jobs[ji];
-            known k = lookup(s, j);
-            if (ji == r->bjob[b]) {
-                sqlite3_bind_int64(s->ins_vec, 1, row);
-                sqlite3_bind_text(s->ins_vec, 2, j->key, -1, SQLITE_STATIC);
-                if ((e = step_done(db, s->ins_vec, err, "cannot add a vector")) != IMGSIM_OK)
-                    break;
-                sqlite3_bind_int64(s->log_add, 1, (sqlite3_int64)gen);
-                sqlite3_bind_int64(s->log_add, 2, row);
-                if ((e = step_done(db, s->log_add, err, "cannot log a change")) != IMGSIM_OK)
-                    break;
-            }
-            e = put_item(r, s, j, row, r->bw[b], r->bh[b], k.row, err);
+            const job *j = &r->jobs[ji];
+            if (ji == r->bjob[b] && (e = cat_write_vector_key(db, row, j->key, err)) != IMGSIM_OK)
+                break;
+            e = put_item(r, j, row, r->bw[b], r->bh[b], err);
         }
     }
-    if (e == IMGSIM_OK && (e = cat_meta_set_u64(db, "nrows", db->nrows + r->nb, err)) == IMGSIM_OK &&
-        (e = cat_meta_set_u64(db, "gen", gen, err)) == IMGSIM_OK)
-        e = cat_commit(db, err);
     if (e != IMGSIM_OK) {
-        cat_rollback(db);
-        cat_drops_forget(db);
-        vec_discard(db);
+        cat_write_abort(db);
         return e;
     }
-    db->gen = gen;
-    e = vec_publish(db, err);
-    cat_drops_apply(db); /* rows orphaned by replaced items, after the new rows exist */
-    if (e != IMGSIM_OK)
+    if ((e = cat_write_commit(db, err)) != IMGSIM_OK)
         return e;
     for (size_t b = 0; b < r->nb; b++)
         for (int ji = r->bjob[b]; ji >= 0; ji = r->followers[ji]) {
@@ -430,7 +290,6 @@ static imgsim_status flush(run *r, stmts *s, imgsim_error *err)
 
 typedef struct cb_ctx {
     run *r;
-    stmts *s;
     int dim;
 } cb_ctx;
 
@@ -453,7 +312,7 @@ static int on_result(void *user, const imgsim_result *res)
     r->bh[r->nb] = res->src_height;
     r->nb++;
     if (r->nb == r->cap) {
-        imgsim_status e = flush(r, c->s, r->err);
+        imgsim_status e = flush(r, r->err);
         if (e != IMGSIM_OK) {
             r->fatal = e;
             return 1;
@@ -464,25 +323,36 @@ static int on_result(void *user, const imgsim_result *res)
     return 0;
 }
 
+void imgsim_ingest_opts_default(imgsim_ingest_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->commit_every = 256;
+}
+
 imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source *src, size_t n,
                             const imgsim_ingest_opts *o, imgsim_ingest_stats *stats,
                             imgsim_error *err)
 {
-    imgsim_ingest_opts defo = {0};
+    imgsim_ingest_opts defo;
     imgsim_ingest_stats dst;
-    if (!o)
+    if (!o) {
+        imgsim_ingest_opts_default(&defo);
         o = &defo;
+    }
     if (!stats)
         stats = &dst;
     memset(stats, 0, sizeof *stats);
     stats->total = n;
     double t0 = now_s();
-    if (!db->writable)
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: collection opened read-only", db->dir);
+    imgsim_status e = cat_check_writable(db, err);
+    if (e != IMGSIM_OK)
+        return e;
     const imgsim_model *m = model_of_ctx(ctx);
-    if (strcmp(imgsim_model_name(m), db->model) != 0 || imgsim_model_dim(m) != db->dim)
+    if (strcmp(imgsim_model_name(m), imgsim_db_model(db)) != 0 ||
+        imgsim_model_dim(m) != imgsim_db_dim(db))
         return imgsim_fail(err, IMGSIM_E_ARG, "%s holds %s vectors; cannot add %s vectors",
-                           db->dir, db->model, imgsim_model_name(m));
+                           cat_dir(db), imgsim_db_model(db), imgsim_model_name(m));
+    int dim = imgsim_db_dim(db);
     run r = {0};
     r.db = db;
     r.o = o;
@@ -493,21 +363,19 @@ imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source 
     r.jobs = calloc(n ? n : 1, sizeof *r.jobs);
     r.todo = malloc((n ? n : 1) * sizeof *r.todo);
     r.followers = malloc((n ? n : 1) * sizeof *r.followers);
-    r.vecs = malloc(r.cap * sizeof(float) * (size_t)db->dim);
+    r.vecs = malloc(r.cap * sizeof(float) * (size_t)dim);
     r.bjob = malloc(r.cap * sizeof *r.bjob);
     r.bw = malloc(r.cap * sizeof *r.bw);
     r.bh = malloc(r.cap * sizeof *r.bh);
     const char **paths = NULL;
     int (*crops)[4] = NULL;
-    stmts s = {0};
-    imgsim_status e = IMGSIM_OK;
     if (!r.jobs || !r.todo || !r.followers || !r.vecs || !r.bjob || !r.bw || !r.bh) {
         e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for %zu sources", n);
         goto done;
     }
     for (size_t i = 0; i < n; i++)
         r.jobs[i].src = &src[i];
-    if ((e = stmts_prepare(db, &s, err)) != IMGSIM_OK || (e = triage(&r, &s, n, err)) != IMGSIM_OK)
+    if ((e = triage(&r, n, err)) != IMGSIM_OK)
         goto done;
     progress(&r, 1);
     if (r.ntodo && !(o->stop && *o->stop)) {
@@ -526,22 +394,17 @@ imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source 
         r.phase2 = 1;
         imgsim_batch_opts bo = {0};
         bo.crops = (const int (*)[4])crops;
-        cb_ctx c = {&r, &s, db->dim};
+        cb_ctx c = {&r, dim};
         e = imgsim_embed_files(ctx, paths, r.ntodo, &bo, on_result, &c, err);
         if (e == IMGSIM_OK)
             e = r.fatal;
         if (e == IMGSIM_OK)
-            e = flush(&r, &s, err);
+            e = flush(&r, err);
     }
     progress(&r, 1);
     if (e == IMGSIM_OK)
-        e = nbr_refresh(db, err);
-    if (e == IMGSIM_OK)
-        e = vec_compact_if_needed(db, 0, err);
-    if (e == IMGSIM_OK) /* the HNSW index, when there is one, follows the catalogue */
-        e = ann_refresh(db, 1, err);
+        e = cat_after_write(db, err);
 done:
-    stmts_free(&s);
     for (size_t i = 0; r.jobs && i < n; i++)
         free(r.jobs[i].abspath);
     free(r.jobs);
@@ -557,46 +420,41 @@ done:
     return e;
 }
 
+/* Ids of items whose local source file is gone. */
+typedef struct gone_list {
+    char **ids;
+    size_t n, cap;
+} gone_list;
+
+static imgsim_status collect_gone(void *user, const char *id, const char *src, imgsim_error *err)
+{
+    gone_list *g = user;
+    struct stat sb;
+    if (!src || strstr(src, "://") || stat(src, &sb) == 0 || (errno != ENOENT && errno != ENOTDIR))
+        return IMGSIM_OK; /* only files that are really gone; EACCES or EIO keeps the item */
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        char **v = realloc(g->ids, cap * sizeof *v);
+        if (!v)
+            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        g->ids = v;
+        g->cap = cap;
+    }
+    if (!(g->ids[g->n] = strdup(id)))
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    g->n++;
+    return IMGSIM_OK;
+}
+
 imgsim_status imgsim_db_sync(imgsim_db *db, size_t *removed, imgsim_error *err)
 {
     *removed = 0;
-    sqlite3_stmt *st;
-    imgsim_status e = cat_prepare(db, "SELECT id, source FROM items", &st, err);
-    if (e != IMGSIM_OK)
-        return e;
-    char **gone = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *src = (const char *)sqlite3_column_text(st, 1);
-        struct stat sb;
-        if (!src || strstr(src, "://") || stat(src, &sb) == 0 ||
-            (errno != ENOENT && errno != ENOTDIR))
-            continue; /* only files that are really gone; EACCES or EIO keeps the item */
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **g = realloc(gone, cap * sizeof *g);
-            if (!g) {
-                e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-                break;
-            }
-            gone = g;
-        }
-        if (!(gone[n] = strdup((const char *)sqlite3_column_text(st, 0)))) {
-            e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-            break;
-        }
-        n++;
-    }
-    sqlite3_finalize(st);
-    if (e == IMGSIM_OK && rc != SQLITE_DONE)
-        e = cat_sql_fail(db, err, "cannot list items");
-    if (e == IMGSIM_OK && n)
-        e = imgsim_db_remove(db, (const char *const *)gone, n, removed, err);
-    if (e == IMGSIM_OK && n)
-        e = ann_refresh(db, 1, err);
-    for (size_t i = 0; i < n; i++)
-        free(gone[i]);
-    free(gone);
+    gone_list g = {0};
+    imgsim_status e = cat_item_sources(db, collect_gone, &g, err);
+    if (e == IMGSIM_OK && g.n) /* removes, then the after-write step (HNSW index included) */
+        e = imgsim_db_remove(db, (const char *const *)g.ids, g.n, removed, err);
+    for (size_t i = 0; i < g.n; i++)
+        free(g.ids[i]);
+    free(g.ids);
     return e;
 }

@@ -3,6 +3,9 @@
  * a folder, or one image per row of a CSV catalogue (path or path template, id, label, box
  * columns; all other columns kept as a JSON metadata object).
  *
+ * The list (struct imgsim_sources, opaque to users) keeps its sources in one growing array
+ * and their strings in a chain of blocks it owns.
+ *
  * Bad rows never stop the listing: wrong field counts (after folding Myntra-style extra
  * commas into the last column), empty ids or paths, duplicate ids and invalid boxes are
  * reported with file:line and skipped.
@@ -25,6 +28,35 @@ typedef struct block {
     size_t used, cap;
     char data[];
 } block;
+
+struct imgsim_sources {
+    imgsim_source *v;
+    size_t n, cap;
+    block *arena;
+};
+
+imgsim_status imgsim_sources_new(imgsim_sources **out, imgsim_error *err)
+{
+    if (!(*out = calloc(1, sizeof **out)))
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    return IMGSIM_OK;
+}
+
+size_t imgsim_sources_count(const imgsim_sources *s)
+{
+    return s ? s->n : 0;
+}
+
+const imgsim_source *imgsim_sources_items(const imgsim_sources *s)
+{
+    return s ? s->v : NULL;
+}
+
+void imgsim_csv_opts_default(imgsim_csv_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->delim = ',';
+}
 
 static char *keep(imgsim_sources *s, const char *str)
 {
@@ -57,7 +89,7 @@ void imgsim_sources_free(imgsim_sources *s)
         free(b);
     }
     free(s->v);
-    memset(s, 0, sizeof *s);
+    free(s);
 }
 
 static imgsim_source *push(imgsim_sources *s)

@@ -84,13 +84,18 @@ static int auto_decoders(void)
     return cores <= 2 ? 1 : (int)(cores / 2);
 }
 
+void imgsim_batch_opts_default(imgsim_batch_opts *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
 imgsim_status imgsim_embed_files(imgsim_ctx *c, const char *const *paths, size_t n,
                                  const imgsim_batch_opts *o, imgsim_result_fn fn, void *user,
                                  imgsim_error *err)
 {
     imgsim_batch_opts defo;
     if (!o) {
-        memset(&defo, 0, sizeof defo);
+        imgsim_batch_opts_default(&defo);
         o = &defo;
     }
     const imgsim_model *m = model_of_ctx(c);

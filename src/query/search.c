@@ -5,8 +5,9 @@
  * index, catalog/ann.c, when it has one and is large enough or the query asks for it; or the
  * precomputed neighbour table for items of the collection), then each hit row is expanded
  * into the items that use it, in id order, until k items are collected. --where conditions
- * become a bitmap of candidate rows (the HNSW search's filter too) plus the same SQL
- * condition on the expansion, so every returned item satisfies them. --category auto first
+ * become a bitmap of candidate rows (the HNSW search's filter too) plus the same filter on
+ * the expansion (catalog/catalog.h: cat_filter), so every returned item satisfies them.
+ * --category auto first
  * predicts the query's label by a vote of its nearest labelled items and then searches only
  * among items with that label.
  */
@@ -32,103 +33,42 @@ void imgsim_results_free(imgsim_results *r)
     if (!r)
         return;
     for (int i = 0; i < r->n; i++)
-        imgsim_item_clear(&r->hits[i].item);
+        imgsim_item_free(&r->hits[i].item);
     free(r->hits);
     free(r->predicted_label);
     free(r->note);
     memset(r, 0, sizeof *r);
 }
 
-/* The candidate filter: --where, and the predicted label when given. */
-typedef struct cond {
-    const imgsim_where *w;
-    int nw;
-    const char *label;
-    int labelled;        /* only items that have a label (the voters of --category auto) */
-} cond;
-
-static imgsim_status cond_sql(const cond *c, char **sql, imgsim_error *err)
+/* Append the items of the hit rows passing `c` to `out` until it holds k; `skip_id` is left
+ * out. */
+static imgsim_status expand(imgsim_db *db, const cat_filter *c, const exact_hit *hits, int nh,
+                            int k, const char *skip_id, imgsim_results *out, imgsim_error *err)
 {
-    char *base;
-    imgsim_status s = cat_where_sql(c->w, c->nw, &base, err);
-    if (s != IMGSIM_OK)
-        return s;
-    size_t n = strlen(base) + 200;
-    *sql = malloc(n);
-    if (!*sql) {
-        free(base);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-    }
-    snprintf(*sql, n, "SELECT " ITEM_COLS " FROM items WHERE row = ? AND %s%s%s ORDER BY id",
-             base, c->labelled ? " AND label IS NOT NULL" : "", c->label ? " AND label = ?" : "");
-    free(base);
-    return IMGSIM_OK;
-}
-
-static imgsim_status cond_rows(imgsim_db *db, const cond *c, uint8_t **rows, imgsim_error *err)
-{
-    *rows = NULL;
-    if (c->nw == 0 && !c->label)
-        return IMGSIM_OK;
-    imgsim_where *all = malloc(((size_t)c->nw + 1) * sizeof *all);
-    if (!all)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-    if (c->nw)
-        memcpy(all, c->w, (size_t)c->nw * sizeof *all);
-    int n = c->nw;
-    if (c->label)
-        all[n++] = (imgsim_where){"label", c->label};
-    imgsim_status s = cat_where_rows(db, all, n, 0, rows, err);
-    free(all);
-    return s;
-}
-
-/* Append the items of the hit rows to `out` until it holds k; `skip_id` is left out. */
-static imgsim_status expand(imgsim_db *db, const cond *c, const exact_hit *hits, int nh, int k,
-                            const char *skip_id, imgsim_results *out, imgsim_error *err)
-{
-    char *sql;
-    imgsim_status s = cond_sql(c, &sql, err);
-    if (s != IMGSIM_OK)
-        return s;
-    sqlite3_stmt *st;
-    s = cat_prepare(db, sql, &st, err);
-    free(sql);
+    cat_row_items *it;
+    imgsim_status s = cat_row_items_open(db, c, &it, err);
     if (s != IMGSIM_OK)
         return s;
     if (!out->hits && !(out->hits = calloc((size_t)k, sizeof *out->hits))) {
-        sqlite3_finalize(st);
+        cat_row_items_close(it);
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     }
     for (int h = 0; h < nh && out->n < k && s == IMGSIM_OK; h++) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        sqlite3_bind_int64(st, 1, hits[h].row);
-        if (cat_where_bind(st, 2, c->w, c->nw) != IMGSIM_OK) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-            break;
-        }
-        if (c->label) {
-            int np = sqlite3_bind_parameter_count(st);
-            sqlite3_bind_text(st, np, c->label, -1, SQLITE_STATIC);
-        }
-        int rc = SQLITE_DONE;
-        while (out->n < k && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            const char *id = (const char *)sqlite3_column_text(st, 0);
-            if (skip_id && id && !strcmp(id, skip_id))
-                continue;
+        cat_row_items_seek(it, hits[h].row);
+        int got = 1;
+        while (out->n < k && s == IMGSIM_OK) {
             imgsim_hit *x = &out->hits[out->n];
-            if (cat_item_read(st, 0, &x->item) != IMGSIM_OK) {
-                s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            if ((s = cat_row_items_next(it, &x->item, &got, err)) != IMGSIM_OK || !got)
                 break;
+            if (skip_id && !strcmp(x->item.id, skip_id)) {
+                imgsim_item_free(&x->item);
+                continue;
             }
             x->score = hits[h].score;
             out->n++;
         }
-        if (s == IMGSIM_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-            s = cat_sql_fail(db, err, "cannot read items");
     }
-    sqlite3_finalize(st);
+    cat_row_items_close(it);
     return s;
 }
 
@@ -149,12 +89,13 @@ static imgsim_status find_rows(imgsim_db *db, const imgsim_query_opts *o, const 
                                int *nh, imgsim_results *out, imgsim_error *err)
 {
     *nh = 0;
-    if (db->nrows == 0)
+    exact_set set = cat_set(db);
+    if (set.n == 0)
         return IMGSIM_OK;
     imgsim_status s;
-    int forced = o->ann || o->ef > 0;
-    if (!o->exact && (forced || (db->nalive >= IMGSIM_ANN_AUTO_ROWS &&
-                                  o->metric != IMGSIM_METRIC_L1))) {
+    int forced = o->mode == IMGSIM_SEARCH_ANN;
+    if (forced || (o->mode == IMGSIM_SEARCH_AUTO && imgsim_db_vectors(db) >= IMGSIM_ANN_AUTO_ROWS &&
+                   o->metric != IMGSIM_METRIC_L1)) {
         int used = 0;
         const char *why = NULL;
         s = ann_search(db, o->metric, q, k, o->ef, filter, exclude, hits, nh, &used, &why, err);
@@ -168,19 +109,19 @@ static imgsim_status find_rows(imgsim_db *db, const imgsim_query_opts *o, const 
             why = "the collection has no HNSW index (imgsim ann build makes one)";
         set_note(out, why);
     }
-    exact_set set = cat_set(db);
     uint32_t ex = exclude;
     return exact_search(&set, o->metric, q, 1, k, filter, &ex, 0, hits, nh, err);
 }
 
 /* Predict the label of vector `q` (or of row `self`, excluded): a vote of the labels of the
  * VOTERS nearest labelled items; ties go to the larger summed closeness. */
-static imgsim_status predict(imgsim_db *db, const float *q, uint32_t self, const cond *c,
+static imgsim_status predict(imgsim_db *db, const float *q, uint32_t self, const cat_filter *c,
                              const imgsim_query_opts *o, imgsim_results *out, imgsim_error *err)
 {
     imgsim_metric m = o->metric;
     uint8_t *rows = NULL;
-    imgsim_status s = cat_where_rows(db, c->w, c->nw, 1, &rows, err);
+    cat_filter any = {c->w, c->nw, NULL, 1};
+    imgsim_status s = cat_filter_rows(db, &any, &rows, err);
     if (s != IMGSIM_OK)
         return s;
     exact_hit hits[VOTERS];
@@ -190,7 +131,6 @@ static imgsim_status predict(imgsim_db *db, const float *q, uint32_t self, const
     if (s != IMGSIM_OK)
         return s;
     imgsim_results voters = {0};
-    cond any = {c->w, c->nw, NULL, 1};
     if ((s = expand(db, &any, hits, nh, VOTERS, NULL, &voters, err)) != IMGSIM_OK) {
         imgsim_results_free(&voters);
         return s;
@@ -236,13 +176,16 @@ static imgsim_status predict(imgsim_db *db, const float *q, uint32_t self, const
 
 static imgsim_status check_opts(const imgsim_db *db, const imgsim_query_opts *o, imgsim_error *err)
 {
-    if (o->k < 1 || o->k > 10000)
-        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and 10000");
+    if (o->k < 1 || o->k > IMGSIM_MAX_K)
+        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and %d", IMGSIM_MAX_K);
     if (o->metric != IMGSIM_METRIC_COSINE && o->metric != IMGSIM_METRIC_L2 &&
         o->metric != IMGSIM_METRIC_L1)
         return imgsim_fail(err, IMGSIM_E_ARG, "unknown metric");
-    if (o->ef < 0 || o->ef > 10000)
-        return imgsim_fail(err, IMGSIM_E_ARG, "ef must be between 1 and 10000");
+    if (o->mode != IMGSIM_SEARCH_AUTO && o->mode != IMGSIM_SEARCH_EXACT &&
+        o->mode != IMGSIM_SEARCH_ANN)
+        return imgsim_fail(err, IMGSIM_E_ARG, "unknown search mode");
+    if (o->ef < 0 || o->ef > IMGSIM_MAX_EF)
+        return imgsim_fail(err, IMGSIM_E_ARG, "ef must be between 1 and %d", IMGSIM_MAX_EF);
     (void)db;
     return IMGSIM_OK;
 }
@@ -253,7 +196,7 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
                                const imgsim_query_opts *o, imgsim_results *out,
                                imgsim_error *err)
 {
-    cond c = {o->where, o->nwhere, NULL, 0};
+    cat_filter c = {o->where, o->nwhere, NULL, 0};
     imgsim_status s;
     if (o->category_auto) {
         if ((s = predict(db, q, self, &c, o, out, err)) != IMGSIM_OK)
@@ -261,9 +204,9 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
         c.label = out->predicted_label;
     }
     if (self != EXACT_NO_ROW) {
-        float na = db->norms[self];
-        exact_hit me = {self, exact_key_to_score(o->metric,
-                                                 exact_key(o->metric, q, na, q, na, db->dim))};
+        float na = cat_set(db).norms[self];
+        exact_hit me = {self, exact_key_to_score(o->metric, exact_key(o->metric, q, na, q, na,
+                                                                      imgsim_db_dim(db)))};
         if ((s = expand(db, &c, &me, 1, o->k, self_id, out, err)) != IMGSIM_OK)
             return s;
     }
@@ -273,10 +216,11 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
     /* From the neighbour table, when it answers this exact question. */
     int tk = 0, fresh = 0;
     imgsim_metric tm;
-    if (self != EXACT_NO_ROW && !o->no_table && !o->exact && !o->ann && o->ef <= 0 && !c.label &&
-        c.nw == 0 &&
-        imgsim_neighbours_info(db, &tk, &tm, &fresh) && fresh && tm == o->metric &&
-        tk >= o->k - out->n) {
+    int table = self != EXACT_NO_ROW && !o->no_table && o->mode == IMGSIM_SEARCH_AUTO &&
+                !c.label && c.nw == 0;
+    if (table && (s = imgsim_neighbours_info(db, &tk, &tm, &fresh, err)) != IMGSIM_OK)
+        return s;
+    if (table && fresh && tm == o->metric && tk >= o->k - out->n) {
         exact_hit *hits = malloc((size_t)tk * sizeof *hits);
         if (!hits)
             return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
@@ -291,7 +235,7 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
     }
 
     uint8_t *rows = NULL;
-    if ((s = cond_rows(db, &c, &rows, err)) != IMGSIM_OK)
+    if ((s = cat_filter_rows(db, &c, &rows, err)) != IMGSIM_OK)
         return s;
     /* k rows always hold k items (every candidate row has at least one matching item) */
     int want = o->k - out->n;

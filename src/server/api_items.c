@@ -177,7 +177,7 @@ enum MHD_Result api_item(req *r)
     if (s != IMGSIM_OK)
         return reply_error(r, 500, "%s", e.msg);
     json_t *j = item_json(&it);
-    imgsim_item_clear(&it);
+    imgsim_item_free(&it);
     return j ? reply_json(r, 200, j) : reply_error(r, 500, "out of memory");
 }
 
@@ -206,17 +206,19 @@ static void on_item(void *user, imgsim_ingest_event ev, const imgsim_source *src
         snprintf(a->error, sizeof a->error, "%s", error);
 }
 
-/* Save the upload under <db>/uploads/<sha256>.<ext>; fills path (absolute) and the name. */
-static int save_upload(server *s, const char *data, size_t len, const char *ext, char *path,
+/* Save the upload in the collection's uploads folder (imgsim_db_uploads_dir) as
+ * <sha256>.<ext>; fills path (absolute) and the name. */
+static int save_upload(imgsim_db *wdb, const char *data, size_t len, const char *ext, char *path,
                        size_t pn, char *name, size_t nn, imgsim_error *e)
 {
-    char dir[4096], tmp[4200];
-    snprintf(dir, sizeof dir, "%s/uploads", s->dir);
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    char *dir, tmp[4200];
+    if (imgsim_db_uploads_dir(wdb, &dir, e) != IMGSIM_OK) {
         snprintf(e->msg, sizeof e->msg, "cannot create the uploads folder");
         return -1;
     }
     snprintf(tmp, sizeof tmp, "%s/.upload-XXXXXX", dir);
+    snprintf(path, pn, "%s", dir);
+    free(dir);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         snprintf(e->msg, sizeof e->msg, "cannot store the upload");
@@ -240,7 +242,8 @@ static int save_upload(server *s, const char *data, size_t len, const char *ext,
         return -1;
     }
     snprintf(name, nn, "%s.%s", hex, ext);
-    snprintf(path, pn, "%s/%s", dir, name);
+    size_t dl = strlen(path);
+    snprintf(path + dl, pn - dl, "/%s", name);
     if (rename(tmp, path) < 0) {
         unlink(tmp);
         snprintf(e->msg, sizeof e->msg, "cannot store the upload");
@@ -341,9 +344,10 @@ enum MHD_Result api_add(req *r)
     add_report rep = {IMGSIM_INGEST_FAILED, ""};
     imgsim_item it = {0};
     int status = 201;
-    if (save_upload(s, img->data, img->len, ext, path, sizeof path, name, sizeof name, &e) < 0) {
+    if (!(w = writer(s, &e))) {
         status = 500;
-    } else if (!(w = writer(s, &e))) {
+    } else if (save_upload(w, img->data, img->len, ext, path, sizeof path, name, sizeof name,
+                           &e) < 0) {
         status = 500;
     } else {
         char autoid[200];
@@ -372,7 +376,7 @@ enum MHD_Result api_add(req *r)
     if (status != 201)
         return reply_error(r, status, "%s", e.msg[0] ? e.msg : "cannot add the image");
     json_t *j = item_json(&it);
-    imgsim_item_clear(&it);
+    imgsim_item_free(&it);
     ok = j ? reply_json(r, 201, j) : reply_error(r, 500, "out of memory");
     return ok;
 }

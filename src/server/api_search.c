@@ -92,19 +92,22 @@ static int search_opts_parse(req *r, imgsim_query_opts *o, imgsim_where **w)
 {
     if (query_opts_parse(r, o, w) < 0)
         return -1;
-    if (query_bool(r, "exact", &o->exact) < 0 || query_bool(r, "ann", &o->ann) < 0 ||
-        query_int(r, "ef", 0, 1, 10000, &o->ef) < 0) {
+    int exact = 0, ann = 0;
+    if (query_bool(r, "exact", &exact) < 0 || query_bool(r, "ann", &ann) < 0 ||
+        query_int(r, "ef", 0, 1, IMGSIM_MAX_EF, &o->ef) < 0) {
         query_opts_clear(*w, o->nwhere);
         *w = NULL;
         return -1;
     }
-    if (o->exact && (o->ann || o->ef)) {
+    if (exact && (ann || o->ef)) {
         query_opts_clear(*w, o->nwhere);
         *w = NULL;
         reply_error(r, 400, "parameter exact excludes ann and ef");
         return -1;
     }
-    o->no_table |= o->exact;
+    /* ef tunes the index search, so it asks for the index as ann=1 does */
+    o->mode = exact ? IMGSIM_SEARCH_EXACT : ann || o->ef ? IMGSIM_SEARCH_ANN : IMGSIM_SEARCH_AUTO;
+    o->no_table |= exact;
     return 0;
 }
 

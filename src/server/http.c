@@ -220,12 +220,15 @@ void query_opts_clear(imgsim_where *w, int n)
 }
 
 #define MAX_WHERE 16
+/* Results per request: a tenth of the library's IMGSIM_MAX_K, since every hit becomes a JSON
+ * object (with URLs and metadata) built and sent by a request thread (docs/API.md: k 1..1000). */
+#define SERVER_MAX_K (IMGSIM_MAX_K / 10)
 
 int query_opts_parse(req *r, imgsim_query_opts *o, imgsim_where **wout)
 {
     imgsim_query_opts_default(o);
     *wout = NULL;
-    if (query_int(r, "k", 10, 1, 1000, &o->k) < 0)
+    if (query_int(r, "k", 10, 1, SERVER_MAX_K, &o->k) < 0)
         return -1;
     char *m = query_param(r, "metric");
     if (m) {

@@ -207,14 +207,14 @@ enum MHD_Result api_image(req *r)
     const char *inm = header(r, "If-None-Match");
     if (inm && (strstr(inm, etag) || !strcmp(inm, "*"))) {
         pool_release(&s->pool, sl);
-        imgsim_item_clear(&it);
+        imgsim_item_free(&it);
         return reply_jpeg(r, 304, NULL, 0, etag);
     }
     size_t klen = strlen(it.id) + 16;
     char *key = malloc(klen);
     if (!key) {
         pool_release(&s->pool, sl);
-        imgsim_item_clear(&it);
+        imgsim_item_free(&it);
         return reply_error(r, 500, "out of memory");
     }
     snprintf(key, klen, "%d:%s", size, it.id);
@@ -238,7 +238,7 @@ enum MHD_Result api_image(req *r)
     }
     pool_release(&s->pool, sl);
     free(key);
-    imgsim_item_clear(&it);
+    imgsim_item_free(&it);
     if (!data)
         return reply_error(r, why[0] == 'o' ? 500 : 404, "%s", why);
     return reply_jpeg(r, 200, data, len, etag);

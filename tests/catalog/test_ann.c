@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "catalog/catalog.h"
+#include "catalog/internal.h"
 #include "../testutil.h"
 
 #define MODEL_FILE "mobilenet_v3_small_075_224_embedder.tflite"
@@ -105,9 +105,9 @@ static imgsim_results query(imgsim_db *db, const char *id, const float *vec, int
     o.where = w;
     o.nwhere = nw;
     if (mode == 1)
-        o.ann = 1;
+        o.mode = IMGSIM_SEARCH_ANN;
     else if (mode == 2)
-        o.exact = 1;
+        o.mode = IMGSIM_SEARCH_EXACT;
     imgsim_results r;
     imgsim_error e = {0};
     imgsim_status s = id ? imgsim_query_id(db, id, &o, &r, &e) : imgsim_query_vector(db, vec, &o, &r, &e);
@@ -276,9 +276,10 @@ static void test_choice(void **state)
     assert_false(a.from_ann);
     assert_non_null(strstr(a.note, "serves cosine"));
     imgsim_results_free(&a);
-    /* --ef: a wider search finds at least as much, and implies the index */
+    /* --ef: a wider search of the index finds at least as much */
     imgsim_query_opts o;
     imgsim_query_opts_default(&o);
+    o.mode = IMGSIM_SEARCH_ANN;
     o.ef = 400;
     imgsim_results b;
     imgsim_error e = {0};
@@ -291,7 +292,7 @@ static void test_choice(void **state)
     imgsim_results_free(&x);
     /* --category auto votes through the index too, and stays inside the label */
     imgsim_query_opts_default(&o);
-    o.ann = 1;
+    o.mode = IMGSIM_SEARCH_ANN;
     o.category_auto = 1;
     assert_int_equal(imgsim_query_id(r, "w604", &o, &b, &e), IMGSIM_OK);
     assert_true(b.from_ann);
@@ -428,10 +429,10 @@ static void test_crash_between_commit_and_save(void **state)
      * a crash right after the catalogue commit (the newer file stays, as a stray) */
     tu_write(old_path, old_file, len);
     free(old_file);
-    assert_int_equal(cat_begin(w, &e), IMGSIM_OK);
+    assert_int_equal(cat_write_begin(w, &e), IMGSIM_OK);
     for (size_t i = 0; i < nkv; i++)
         assert_int_equal(cat_meta_set(w, kv[i][0], kv[i][1], &e), IMGSIM_OK);
-    assert_int_equal(cat_commit(w, &e), IMGSIM_OK);
+    assert_int_equal(cat_write_commit(w, &e), IMGSIM_OK);
     assert_int_equal(count_ann_files(), 2);
     size_t live = imgsim_db_vectors(w);
     imgsim_db_close(w);

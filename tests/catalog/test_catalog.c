@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "catalog/catalog.h"
+#include "catalog/internal.h"
 #include "../testutil.h"
 
 #define MODEL_FILE "mobilenet_v3_small_075_224_embedder.tflite"
