@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
     if (!ready) {
-        if (imgsim_vips_init(NULL) != IMGSIM_OK)
+        if (image_vips_init(NULL) != IMGSIM_OK)
             abort();
         ready = 1;
     }

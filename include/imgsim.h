@@ -24,11 +24,12 @@
  *     imgsim_db *db;
  *     imgsim_model_opts mo;
  *     imgsim_model_opts_default(&mo);
- *     if (imgsim_model_open("mobilenet_v2_1.0_224_quant.tflite", &mo, &m, &e) != IMGSIM_OK ||
+ *     const char *model = "models/mobilenet_v2_1.0_224_quant.tflite";
+ *     if (imgsim_model_open(model, &mo, &m, &e) != IMGSIM_OK ||
  *         imgsim_ctx_new(m, &c, &e) != IMGSIM_OK ||
  *         imgsim_db_open("photos.db", IMGSIM_DB_CREATE, imgsim_model_name(m),
  *                        imgsim_model_dim(m), &db, &e) != IMGSIM_OK)
- *         return fail(&e);                       // e.msg says why
+ *         return failed(&e);                       // e.msg says why
  *     imgsim_source src[3] = {{.id = "bus", .path = "300.jpg", .label = "buses"},
  *                             {.id = "horse", .path = "700.jpg", .label = "horses"},
  *                             {.id = "flower", .path = "600.jpg", .label = "flowers"}};
@@ -36,11 +37,13 @@
  *     imgsim_ingest_opts_default(&io);
  *     imgsim_ingest_stats st;
  *     if (imgsim_db_add(db, c, src, 3, &io, &st, &e) != IMGSIM_OK)
- *         return fail(&e);
+ *         return failed(&e);
  *     imgsim_image img;                          // a new photo, not in the collection
  *     imgsim_prep p;
  *     imgsim_model_prep(m, &p);
  *     float *v = malloc(sizeof(float) * (size_t)imgsim_model_dim(m));
+ *     if (!v)
+ *         return 1;
  *     imgsim_query_opts qo;
  *     imgsim_query_opts_default(&qo);
  *     qo.k = 1;
@@ -48,8 +51,8 @@
  *     if (imgsim_image_load_file("301.jpg", &p, &img, &e) != IMGSIM_OK ||
  *         imgsim_embed(c, &img, 1, v, NULL, &e) != IMGSIM_OK ||
  *         imgsim_query_vector(db, v, &qo, &r, &e) != IMGSIM_OK)
- *         return fail(&e);
- *     printf("%s %.3f\n", r.hits[0].item.id, r.hits[0].score);   // "bus 0.8..."
+ *         return failed(&e);
+ *     printf("%s %.3f\n", r.hits[0].item.id, r.hits[0].score);   // "bus 0.780"
  *     imgsim_results_free(&r);
  *     imgsim_image_free(&img);
  *     free(v);

@@ -7,6 +7,6 @@
 imgsim_status imgsim_init(const char *argv0, imgsim_error *err)
 {
     (void)argv0;
-    imgsim_status s = imgsim_vips_init(err);
+    imgsim_status s = image_vips_init(err);
     return s != IMGSIM_OK ? s : model_xnn_init(err);
 }

@@ -184,27 +184,27 @@ static imgsim_status to_srgb8(VipsImage **im, imgsim_error *err)
             const char *name = vips_enum_nick(VIPS_TYPE_INTERPRETATION, interp);
             char what[96];
             snprintf(what, sizeof what, "cannot convert %s image to sRGB", name ? name : "?");
-            return imgsim_vips_fail(err, IMGSIM_E_UNSUPPORTED, what);
+            return image_vips_fail(err, IMGSIM_E_UNSUPPORTED, what);
         }
     }
     if (vips_image_get_format(*im) != VIPS_FORMAT_UCHAR &&
         step(im, vips_cast(*im, &t, VIPS_FORMAT_UCHAR, NULL), &t))
-        return imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot convert to 8 bits");
+        return image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot convert to 8 bits");
     if (vips_image_hasalpha(*im)) {
         VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
         int r = vips_flatten(*im, &t, "background", white, "max_alpha", 255.0, NULL);
         vips_area_unref(VIPS_AREA(white));
         if (step(im, r, &t))
-            return imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot flatten alpha");
+            return image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot flatten alpha");
         if (vips_image_get_format(*im) != VIPS_FORMAT_UCHAR &&
             step(im, vips_cast(*im, &t, VIPS_FORMAT_UCHAR, NULL), &t))
-            return imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot convert to 8 bits");
+            return image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot convert to 8 bits");
     }
     int bands = vips_image_get_bands(*im);
     if (bands < 3) {
         VipsImage *g = NULL;
         if (bands > 1 && vips_extract_band(*im, &g, 0, NULL))
-            return imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot extract band");
+            return image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot extract band");
         if (!g) {
             g = *im;
             g_object_ref(g);
@@ -213,9 +213,9 @@ static imgsim_status to_srgb8(VipsImage **im, imgsim_error *err)
         int r = vips_bandjoin(three, &t, 3, NULL);
         g_object_unref(g);
         if (step(im, r, &t))
-            return imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot expand grey to RGB");
+            return image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot expand grey to RGB");
     } else if (bands > 3 && step(im, vips_extract_band(*im, &t, 0, "n", 3, NULL), &t)) {
-        return imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot extract RGB bands");
+        return image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot extract RGB bands");
     }
     return IMGSIM_OK;
 }
@@ -265,17 +265,17 @@ static imgsim_status load_bytes(const uint8_t *data, size_t len, const imgsim_pr
     /* Header only: no pixel is decoded until the pipeline is written out. */
     VipsImage *im = open_buffer(data, len, 1);
     if (!im)
-        return imgsim_vips_fail(err, IMGSIM_E_DECODE, "cannot read image header");
+        return image_vips_fail(err, IMGSIM_E_DECODE, "cannot read image header");
     int w = vips_image_get_width(im), h = vips_image_get_height(im);
     if ((s = check_pixels(err, w, h, p->max_pixels)) != IMGSIM_OK)
         goto done;
 
     if (is_jpeg) {
-        int shrink = imgsim_prep_jpeg_shrink(p, w, h);
+        int shrink = prep_jpeg_shrink(p, w, h);
         if (shrink > 1) {
             VipsImage *small = open_buffer(data, len, shrink);
             if (!small) {
-                s = imgsim_vips_fail(err, IMGSIM_E_DECODE, "cannot read image header");
+                s = image_vips_fail(err, IMGSIM_E_DECODE, "cannot read image header");
                 goto done;
             }
             g_object_unref(im);
@@ -285,7 +285,7 @@ static imgsim_status load_bytes(const uint8_t *data, size_t len, const imgsim_pr
     if ((s = to_srgb8(&im, err)) != IMGSIM_OK)
         goto done;
     int orient = vips_image_get_orientation(im);
-    if ((s = imgsim_prep_run(im, p, out, err)) == IMGSIM_OK) {
+    if ((s = prep_run(im, p, out, err)) == IMGSIM_OK) {
         int swap = orient >= 5 && orient <= 8;
         out->src_width = swap ? h : w;
         out->src_height = swap ? w : h;
@@ -303,7 +303,7 @@ imgsim_status imgsim_image_load_buffer(const void *data, size_t len, const imgsi
         return imgsim_fail(err, IMGSIM_E_ARG, "load_buffer: NULL argument");
     imgsim_status s;
     imgsim_prep rp;
-    if ((s = imgsim_vips_init(err)) != IMGSIM_OK || (s = imgsim_prep_resolve(p, &rp, err)) != IMGSIM_OK)
+    if ((s = image_vips_init(err)) != IMGSIM_OK || (s = prep_resolve(p, &rp, err)) != IMGSIM_OK)
         return s;
     return load_bytes(data, len, &rp, out, err);
 }
@@ -316,7 +316,7 @@ imgsim_status imgsim_image_load_file(const char *path, const imgsim_prep *p, img
         return imgsim_fail(err, IMGSIM_E_ARG, "load_file: NULL argument");
     imgsim_status s;
     imgsim_prep rp;
-    if ((s = imgsim_vips_init(err)) != IMGSIM_OK || (s = imgsim_prep_resolve(p, &rp, err)) != IMGSIM_OK)
+    if ((s = image_vips_init(err)) != IMGSIM_OK || (s = prep_resolve(p, &rp, err)) != IMGSIM_OK)
         return s;
     uint8_t *data = NULL;
     size_t len = 0;
@@ -336,7 +336,7 @@ imgsim_status imgsim_image_load_raw(const char *path, int width, int height, con
         return imgsim_fail(err, IMGSIM_E_ARG, "raw size %dx%d is invalid", width, height);
     imgsim_status s;
     imgsim_prep rp;
-    if ((s = imgsim_vips_init(err)) != IMGSIM_OK || (s = imgsim_prep_resolve(p, &rp, err)) != IMGSIM_OK)
+    if ((s = image_vips_init(err)) != IMGSIM_OK || (s = prep_resolve(p, &rp, err)) != IMGSIM_OK)
         return s;
     if ((s = check_pixels(err, width, height, rp.max_pixels)) != IMGSIM_OK)
         return prefixed(err, s, path);
@@ -355,11 +355,11 @@ imgsim_status imgsim_image_load_raw(const char *path, int width, int height, con
     VipsImage *im = vips_image_new_from_memory(data, len, width, height, 3, VIPS_FORMAT_UCHAR);
     if (!im) {
         free(data);
-        s = imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot wrap raw pixels");
+        s = image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot wrap raw pixels");
         return prefixed(err, s, path);
     }
     im->Type = VIPS_INTERPRETATION_sRGB;
-    s = imgsim_prep_run(im, &rp, out, err);
+    s = prep_run(im, &rp, out, err);
     g_object_unref(im); /* before freeing the memory it wraps */
     free(data);
     return prefixed(err, s, path);
@@ -380,20 +380,20 @@ imgsim_status imgsim_image_save(const imgsim_image *img, const char *path, imgsi
     if (!png && !jpg)
         return imgsim_fail(err, IMGSIM_E_ARG, "%s: cannot tell the format; use .png, .jpg or .jpeg",
                            path);
-    imgsim_status s = imgsim_vips_init(err);
+    imgsim_status s = image_vips_init(err);
     if (s != IMGSIM_OK)
         return s;
     size_t len = (size_t)img->width * (size_t)img->height * 3;
     VipsImage *im = vips_image_new_from_memory(img->rgb, len, img->width, img->height, 3,
                                                VIPS_FORMAT_UCHAR);
     if (!im)
-        return imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "save: cannot wrap pixels");
+        return image_vips_fail(err, IMGSIM_E_INTERNAL, "save: cannot wrap pixels");
     im->Type = VIPS_INTERPRETATION_sRGB;
     /* The savers take the name as given (no "name[options]" parsing, unlike write_to_file). */
     int r = png ? vips_pngsave(im, path, NULL) : vips_jpegsave(im, path, "Q", 95, NULL);
     g_object_unref(im);
     if (r) {
-        s = imgsim_vips_fail(err, IMGSIM_E_IO, "cannot write");
+        s = image_vips_fail(err, IMGSIM_E_IO, "cannot write");
         return prefixed(err, s, path);
     }
     return IMGSIM_OK;

@@ -31,7 +31,7 @@ void imgsim_prep_default(imgsim_prep *p)
     p->max_file_bytes = IMGSIM_DEFAULT_MAX_FILE_BYTES;
 }
 
-imgsim_status imgsim_prep_resolve(const imgsim_prep *in, imgsim_prep *out, imgsim_error *err)
+imgsim_status prep_resolve(const imgsim_prep *in, imgsim_prep *out, imgsim_error *err)
 {
     if (in)
         *out = *in;
@@ -62,7 +62,7 @@ imgsim_status imgsim_prep_resolve(const imgsim_prep *in, imgsim_prep *out, imgsi
     return IMGSIM_OK;
 }
 
-int imgsim_prep_jpeg_shrink(const imgsim_prep *p, int w, int h)
+int prep_jpeg_shrink(const imgsim_prep *p, int w, int h)
 {
     if (p->has_crop || p->mode == IMGSIM_RESIZE_NONE)
         return 1;
@@ -98,8 +98,8 @@ static int resize_exact(VipsImage *in, VipsImage **out, int tw, int th)
     return r;
 }
 
-imgsim_status imgsim_prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image *out,
-                              imgsim_error *err)
+imgsim_status prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image *out,
+                       imgsim_error *err)
 {
     imgsim_status s = IMGSIM_OK;
     VipsImage *im = in, *t = NULL;
@@ -109,12 +109,12 @@ imgsim_status imgsim_prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image 
     int orient = vips_image_get_orientation(im);
     if (orient > 1 && orient <= 8) {
         if (!(t = vips_image_copy_memory(im))) {
-            s = imgsim_vips_fail(err, IMGSIM_E_DECODE, "cannot decode image");
+            s = image_vips_fail(err, IMGSIM_E_DECODE, "cannot decode image");
             goto done;
         }
         g_object_unref(im), im = t, t = NULL;
         if (vips_autorot(im, &t, NULL)) {
-            s = imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot apply EXIF orientation");
+            s = image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot apply EXIF orientation");
             goto done;
         }
         g_object_unref(im), im = t, t = NULL;
@@ -130,7 +130,7 @@ imgsim_status imgsim_prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image 
             goto done;
         }
         if (vips_extract_area(im, &t, p->crop_x, p->crop_y, p->crop_w, p->crop_h, NULL)) {
-            s = imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot crop");
+            s = image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot crop");
             goto done;
         }
         g_object_unref(im), im = t, t = NULL;
@@ -159,13 +159,13 @@ imgsim_status imgsim_prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image 
             if (th < sh) th = sh;
         }
         if (resize_exact(im, &t, tw, th)) {
-            s = imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot resize");
+            s = image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot resize");
             goto done;
         }
         g_object_unref(im), im = t, t = NULL;
         if (tw != c || th != c) {
             if (vips_extract_area(im, &t, (tw - c) / 2, (th - c) / 2, c, c, NULL)) {
-                s = imgsim_vips_fail(err, IMGSIM_E_INTERNAL, "cannot centre-crop");
+                s = image_vips_fail(err, IMGSIM_E_INTERNAL, "cannot centre-crop");
                 goto done;
             }
             g_object_unref(im), im = t, t = NULL;
@@ -182,7 +182,7 @@ imgsim_status imgsim_prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image 
     /* g_malloc'ed; GLib >= 2.46 always uses the system malloc, so free() releases it. */
     void *px = vips_image_write_to_memory(im, &len);
     if (!px) {
-        s = imgsim_vips_fail(err, IMGSIM_E_DECODE, "cannot decode image");
+        s = image_vips_fail(err, IMGSIM_E_DECODE, "cannot decode image");
         goto done;
     }
     if (len != (size_t)w * (size_t)h * 3) {

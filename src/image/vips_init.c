@@ -46,7 +46,7 @@ static void vips_start(void)
                       quiet_log, NULL);
 }
 
-imgsim_status imgsim_vips_init(imgsim_error *err)
+imgsim_status image_vips_init(imgsim_error *err)
 {
     pthread_once(&vips_once, vips_start);
     if (vips_init_failed)
@@ -55,7 +55,7 @@ imgsim_status imgsim_vips_init(imgsim_error *err)
     return IMGSIM_OK;
 }
 
-imgsim_status imgsim_vips_fail(imgsim_error *err, imgsim_status code, const char *what)
+imgsim_status image_vips_fail(imgsim_error *err, imgsim_status code, const char *what)
 {
     /* The buffer is process-wide; take it and clear it in one step. */
     char *buf = vips_error_buffer_copy();

@@ -168,7 +168,7 @@ static int setup_all(void **state)
 {
     (void)state;
     imgsim_error err = {0};
-    if (imgsim_vips_init(&err) != IMGSIM_OK) {
+    if (image_vips_init(&err) != IMGSIM_OK) {
         fprintf(stderr, "vips init: %s\n", err.msg);
         return -1;
     }

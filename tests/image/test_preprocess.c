@@ -126,7 +126,7 @@ static int setup_all(void **state)
 {
     (void)state;
     imgsim_error err = {0};
-    if (imgsim_vips_init(&err) != IMGSIM_OK)
+    if (image_vips_init(&err) != IMGSIM_OK)
         return -1;
     const char *o = getenv("IMGSIM_TEST_OUT");
     if (o && *o) {
@@ -152,14 +152,14 @@ static void test_defaults_and_validation(void **state)
     assert_int_equal(p.mode, IMGSIM_RESIZE_SHORTER_CROP);
     assert_int_equal(p.has_crop, 0);
     imgsim_error err = {0};
-    assert_int_equal(imgsim_prep_resolve(&p, &r, &err), IMGSIM_OK);
+    assert_int_equal(prep_resolve(&p, &r, &err), IMGSIM_OK);
     assert_int_equal(r.resize_shorter, 256);
     assert_int_equal(r.max_pixels, 100000000ull);
     assert_int_equal(r.max_file_bytes, 256ull << 20);
-    assert_int_equal(imgsim_prep_resolve(NULL, &r, &err), IMGSIM_OK);
+    assert_int_equal(prep_resolve(NULL, &r, &err), IMGSIM_OK);
     assert_int_equal(r.resize_shorter, 256);
     p.size = 299;
-    assert_int_equal(imgsim_prep_resolve(&p, &r, &err), IMGSIM_OK);
+    assert_int_equal(prep_resolve(&p, &r, &err), IMGSIM_OK);
     assert_int_equal(r.resize_shorter, 342); /* round(299 / 0.875) = round(341.7) */
 
     uint8_t *px = pattern(8, 8);
@@ -419,19 +419,19 @@ static void test_jpeg_shrink_on_load(void **state)
     imgsim_prep p, r;
     imgsim_error err = {0};
     imgsim_prep_default(&p);
-    assert_int_equal(imgsim_prep_resolve(&p, &r, &err), IMGSIM_OK);
-    assert_int_equal(imgsim_prep_jpeg_shrink(&r, 4000, 3000), 4); /* 750 >= 512 > 375 */
-    assert_int_equal(imgsim_prep_jpeg_shrink(&r, 8000, 6000), 8);
-    assert_int_equal(imgsim_prep_jpeg_shrink(&r, 384, 256), 1);
-    assert_int_equal(imgsim_prep_jpeg_shrink(&r, 1100, 1023), 1);
-    assert_int_equal(imgsim_prep_jpeg_shrink(&r, 1100, 1024), 2);
+    assert_int_equal(prep_resolve(&p, &r, &err), IMGSIM_OK);
+    assert_int_equal(prep_jpeg_shrink(&r, 4000, 3000), 4); /* 750 >= 512 > 375 */
+    assert_int_equal(prep_jpeg_shrink(&r, 8000, 6000), 8);
+    assert_int_equal(prep_jpeg_shrink(&r, 384, 256), 1);
+    assert_int_equal(prep_jpeg_shrink(&r, 1100, 1023), 1);
+    assert_int_equal(prep_jpeg_shrink(&r, 1100, 1024), 2);
     r.mode = IMGSIM_RESIZE_SQUASH; /* needs 2 * 224 on the shorter side */
-    assert_int_equal(imgsim_prep_jpeg_shrink(&r, 4000, 3000), 4);
-    assert_int_equal(imgsim_prep_jpeg_shrink(&r, 1000, 900), 2);
+    assert_int_equal(prep_jpeg_shrink(&r, 4000, 3000), 4);
+    assert_int_equal(prep_jpeg_shrink(&r, 1000, 900), 2);
     r.mode = IMGSIM_RESIZE_NONE;
-    assert_int_equal(imgsim_prep_jpeg_shrink(&r, 8000, 6000), 1);
+    assert_int_equal(prep_jpeg_shrink(&r, 8000, 6000), 1);
     r.mode = IMGSIM_RESIZE_SHORTER_CROP, r.has_crop = 1;
-    assert_int_equal(imgsim_prep_jpeg_shrink(&r, 8000, 6000), 1);
+    assert_int_equal(prep_jpeg_shrink(&r, 8000, 6000), 1);
 
     /* A 2240x1680 photo-like JPEG (the bird, enlarged): shrink-on-load (factor 2) stays close
      * to a full decode (forced by a whole-image crop, which disables shrinking). */

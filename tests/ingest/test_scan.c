@@ -121,7 +121,7 @@ static void test_sniff_encoded(void **state)
 {
     (void)state;
     imgsim_error err = {0};
-    assert_int_equal(imgsim_vips_init(&err), IMGSIM_OK);
+    assert_int_equal(image_vips_init(&err), IMGSIM_OK);
     struct { const char *suffix, *want; int required; } f[] = {
         {".jpg", "jpeg", 1}, {".png", "png", 1}, {".gif", "gif", 1}, {".webp", "webp", 1},
         {".tif", "tiff", 1}, {".heic", "heif", 0}, {".avif", "avif", 0}, {".jxl", "jxl", 0},
