@@ -94,6 +94,8 @@ void cat_write_bump(imgsim_db *db);
 /* ---- items.c: item rows */
 #define ITEM_COLS "id, source, hash, label, meta, width, height, box_x, box_y, box_w, box_h, added"
 imgsim_status cat_item_read(sqlite3_stmt *st, int col0, imgsim_item *out);   /* from ITEM_COLS */
+/* Column c's text, strdup()ed (NULL for SQL NULL, or without memory). */
+char *cat_column_dup(sqlite3_stmt *st, int c);
 /* SQL condition text and bindings for --where. */
 imgsim_status cat_where_sql(const imgsim_where *w, int nw, char **sql, imgsim_error *err);
 void cat_where_bind(sqlite3_stmt *st, int first, const imgsim_where *w, int nw);

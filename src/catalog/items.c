@@ -14,7 +14,7 @@
 #include "catalog/internal.h"
 #include "core/error.h"
 
-static char *dup_col(sqlite3_stmt *st, int c)
+char *cat_column_dup(sqlite3_stmt *st, int c)
 {
     const unsigned char *t = sqlite3_column_text(st, c);
     return t ? strdup((const char *)t) : NULL;
@@ -35,11 +35,11 @@ void imgsim_item_free(imgsim_item *it)
 imgsim_status cat_item_read(sqlite3_stmt *st, int c, imgsim_item *out)
 {
     memset(out, 0, sizeof *out);
-    out->id = dup_col(st, c + 0);
-    out->source = dup_col(st, c + 1);
-    out->hash = dup_col(st, c + 2);
-    out->label = dup_col(st, c + 3);
-    out->meta_json = dup_col(st, c + 4);
+    out->id = cat_column_dup(st, c + 0);
+    out->source = cat_column_dup(st, c + 1);
+    out->hash = cat_column_dup(st, c + 2);
+    out->label = cat_column_dup(st, c + 3);
+    out->meta_json = cat_column_dup(st, c + 4);
     out->width = sqlite3_column_int(st, c + 5);
     out->height = sqlite3_column_int(st, c + 6);
     out->has_box = sqlite3_column_type(st, c + 9) != SQLITE_NULL;

@@ -9,15 +9,6 @@
 #include "catalog/internal.h"
 #include "core/error.h"
 
-static char *dup_text(sqlite3_stmt *st, int c, int *nomem)
-{
-    const unsigned char *t = sqlite3_column_text(st, c);
-    char *d = t ? strdup((const char *)t) : NULL;
-    if (t && !d)
-        *nomem = 1;
-    return d;
-}
-
 void cat_item_file_free(cat_item_file *f)
 {
     if (!f)
@@ -41,17 +32,18 @@ imgsim_status cat_item_file_get(imgsim_db *db, const char *id, cat_item_file *ou
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        int nomem = 0;
         out->row = sqlite3_column_int64(st, 0);
-        out->source = dup_text(st, 1, &nomem);
+        out->source = cat_column_dup(st, 1);
         out->size = sqlite3_column_int64(st, 2);
         out->mtime_ns = sqlite3_column_int64(st, 3);
-        out->label = dup_text(st, 4, &nomem);
-        out->meta_json = dup_text(st, 5, &nomem);
+        out->label = cat_column_dup(st, 4);
+        out->meta_json = cat_column_dup(st, 5);
         out->has_box = sqlite3_column_type(st, 8) != SQLITE_NULL;
         for (int k = 0; k < 4; k++)
             out->box[k] = sqlite3_column_int(st, 6 + k);
-        if (nomem) {
+        if ((!out->source && sqlite3_column_type(st, 1) != SQLITE_NULL) ||
+            (!out->label && sqlite3_column_type(st, 4) != SQLITE_NULL) ||
+            (!out->meta_json && sqlite3_column_type(st, 5) != SQLITE_NULL)) {
             cat_item_file_free(out);
             s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
         }
