@@ -78,7 +78,9 @@ int main(int argc, char **argv)
     imgsim_db *db;
     if (imgsim_db_open(dbdir, IMGSIM_DB_WRITE, NULL, 0, &db, &e) != IMGSIM_OK)
         return die(&e);
-    size_t nitems = imgsim_db_count(db);
+    size_t nitems;
+    if (imgsim_db_count(db, &nitems, &e) != IMGSIM_OK)
+        return die(&e);
     char **ids;
     size_t nids;
     if (imgsim_db_item_ids(db, &ids, &nids, &e) != IMGSIM_OK || nids == 0)

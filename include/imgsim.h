@@ -310,7 +310,7 @@ void imgsim_db_close(imgsim_db *db);
 
 const char *imgsim_db_model(const imgsim_db *db);  /* recorded model name (the handle's) */
 int imgsim_db_dim(const imgsim_db *db);
-size_t imgsim_db_count(const imgsim_db *db);       /* items */
+imgsim_status imgsim_db_count(imgsim_db *db, size_t *n, imgsim_error *err); /* items */
 size_t imgsim_db_vectors(const imgsim_db *db);     /* distinct live vectors */
 
 /* The folder inside the collection that files added through the server are stored in

@@ -120,30 +120,19 @@ imgsim_status imgsim_db_random(imgsim_db *db, size_t n, const char *label, imgsi
     return IMGSIM_OK;
 }
 
-static size_t count_of(imgsim_db *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    size_t n = 0;
-    if (cat_prepare(db, sql, &st, NULL) == IMGSIM_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            n = (size_t)sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return n;
-}
-
 imgsim_status imgsim_db_stats_get(imgsim_db *db, imgsim_db_stats *out, imgsim_error *err)
 {
     memset(out, 0, sizeof *out);
     imgsim_status s = cat_read_begin(db, err);
     if (s != IMGSIM_OK)
         return s;
-    out->items = count_of(db, "SELECT count(*) FROM items");
     out->vectors = db->nalive;
-    out->labels = count_of(db, "SELECT count(DISTINCT label) FROM items WHERE label IS NOT NULL");
     out->dim = db->dim;
     out->model = db->model;
-    s = imgsim_neighbours_info(db, &out->table_k, &out->table_metric, &out->table_fresh, err);
+    if ((s = imgsim_db_count(db, &out->items, err)) == IMGSIM_OK &&
+        (s = cat_count(db, "SELECT count(DISTINCT label) FROM items WHERE label IS NOT NULL",
+                       &out->labels, err)) == IMGSIM_OK)
+        s = imgsim_neighbours_info(db, &out->table_k, &out->table_metric, &out->table_fresh, err);
     out->has_table = out->table_k > 0;
     cat_read_end(db);
     return s;

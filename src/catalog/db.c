@@ -443,14 +443,22 @@ const char *imgsim_db_model(const imgsim_db *db) { return db->model; }
 int imgsim_db_dim(const imgsim_db *db) { return db->dim; }
 size_t imgsim_db_vectors(const imgsim_db *db) { return db->nalive; }
 
-size_t imgsim_db_count(const imgsim_db *db)
+imgsim_status cat_count(imgsim_db *db, const char *sql, size_t *n, imgsim_error *err)
 {
     sqlite3_stmt *st;
-    size_t n = 0;
-    if (sqlite3_prepare_v2(db->sql, "SELECT count(*) FROM items", -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            n = (size_t)sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return n;
+    *n = 0;
+    imgsim_status s = cat_prepare(db, sql, &st, err);
+    if (s != IMGSIM_OK)
+        return s;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *n = (size_t)sqlite3_column_int64(st, 0);
+    else
+        s = cat_sql_fail(db, err, "cannot count");
+    sqlite3_finalize(st);
+    return s;
+}
+
+imgsim_status imgsim_db_count(imgsim_db *db, size_t *n, imgsim_error *err)
+{
+    return cat_count(db, "SELECT count(*) FROM items", n, err);
 }

@@ -73,6 +73,8 @@ imgsim_status cat_meta_get_u64(imgsim_db *db, const char *key, uint64_t def, uin
 imgsim_status cat_exec(imgsim_db *db, const char *sql, imgsim_error *err);
 imgsim_status cat_sql_fail(imgsim_db *db, imgsim_error *err, const char *what);
 imgsim_status cat_prepare(imgsim_db *db, const char *sql, sqlite3_stmt **st, imgsim_error *err);
+/* *n = the one number a query such as "SELECT count(*) ..." returns. */
+imgsim_status cat_count(imgsim_db *db, const char *sql, size_t *n, imgsim_error *err);
 /* The handle's prepared statement `which`, reset and unbound. Callers reset it again when
  * done (an unreset statement would hold a read-only handle's snapshot open). */
 imgsim_status cat_cached(imgsim_db *db, enum cat_stmt which, sqlite3_stmt **st,

@@ -278,11 +278,13 @@ int cmd_index(int argc, char **argv)
         rc = 1;
     }
     double rate = st.seconds > 0 ? (double)(st.added + st.updated) / st.seconds : 0;
+    size_t items = 0;
+    imgsim_db_count(db, &items, NULL);
     fprintf(stderr,
             "imgsim index: %s: %zu sources: %zu added, %zu duplicates, %zu unchanged, %zu updated, "
             "%zu failed, %zu bad rows; %zu items, %zu vectors (%.1f s, %.0f images/s)\n",
             cli_db_dir(dbdir), st.total, st.added, st.duplicate, st.unchanged, st.updated,
-            st.failed, u.bad_rows, imgsim_db_count(db), imgsim_db_vectors(db), st.seconds, rate);
+            st.failed, u.bad_rows, items, imgsim_db_vectors(db), st.seconds, rate);
     if (sync)
         fprintf(stderr, "imgsim index: --sync removed %zu items whose files are gone\n", removed);
     if (ann && rc == 0 && !stop_flag) {
@@ -360,8 +362,9 @@ int cmd_remove(int argc, char **argv)
         cli_error("remove", &ae);
         rc = 1;
     }
-    fprintf(stderr, "imgsim remove: removed %zu of %zu items; %zu items left\n", removed, n,
-            imgsim_db_count(db));
+    size_t left = 0;
+    imgsim_db_count(db, &left, NULL);
+    fprintf(stderr, "imgsim remove: removed %zu of %zu items; %zu items left\n", removed, n, left);
     imgsim_db_close(db);
     free(ids);
     return rc;
@@ -385,10 +388,16 @@ int cmd_info(int argc, char **argv)
         return 1;
     int k = 0, fresh = 0;
     imgsim_metric m;
-    printf("collection:  %s\nmodel:       %s (%d-d)\nitems:       %zu\nvectors:     %zu distinct\n",
-           cli_db_dir(dbdir), imgsim_db_model(db), imgsim_db_dim(db), imgsim_db_count(db),
-           imgsim_db_vectors(db));
     imgsim_error e = {0};
+    size_t items;
+    if (imgsim_db_count(db, &items, &e) != IMGSIM_OK) {
+        cli_error("info", &e);
+        imgsim_db_close(db);
+        return 1;
+    }
+    printf("collection:  %s\nmodel:       %s (%d-d)\nitems:       %zu\nvectors:     %zu distinct\n",
+           cli_db_dir(dbdir), imgsim_db_model(db), imgsim_db_dim(db), items,
+           imgsim_db_vectors(db));
     if (imgsim_neighbours_info(db, &k, &m, &fresh, &e) != IMGSIM_OK)
         cli_error("info", &e);
     else if (k)

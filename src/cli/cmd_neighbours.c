@@ -59,8 +59,10 @@ int cmd_neighbours(int argc, char **argv)
         cli_error("neighbours", &e);
         rc = 1;
     } else {
+        size_t items = 0;
+        imgsim_db_count(db, &items, NULL);
         fprintf(stderr, "imgsim neighbours: top-%d %s for %zu vectors (%zu items) %s in %.2f s\n", k,
-                imgsim_metric_name(m), imgsim_db_vectors(db), imgsim_db_count(db),
+                imgsim_metric_name(m), imgsim_db_vectors(db), items,
                 inc ? "brought up to date" : "computed", now_s() - t0);
     }
     imgsim_db_close(db);

@@ -19,7 +19,8 @@
 size_t srv_items(server *s)
 {
     pthread_mutex_lock(&s->meta_mu);
-    size_t n = imgsim_db_count(s->meta_db);
+    size_t n = 0; /* 0 when the catalogue cannot be read */
+    imgsim_db_count(s->meta_db, &n, NULL);
     pthread_mutex_unlock(&s->meta_mu);
     return n;
 }
