@@ -467,8 +467,9 @@ static imgsim_status check_opts(const imgsim_db *db, const imgsim_ann_opts *o, i
         return imgsim_fail(err, IMGSIM_E_ARG, "M must be between 2 and 256");
     if (o->ef_construction < 1 || o->ef_construction > 10000)
         return imgsim_fail(err, IMGSIM_E_ARG, "ef_construction must be between 1 and 10000");
-    if (o->ef_search < 1 || o->ef_search > 10000)
-        return imgsim_fail(err, IMGSIM_E_ARG, "ef_search must be between 1 and 10000");
+    if (o->ef_search < 1 || o->ef_search > IMGSIM_MAX_EF)
+        return imgsim_fail(err, IMGSIM_E_ARG, "ef_search must be between 1 and %d",
+                           IMGSIM_MAX_EF);
     if (o->storage != IMGSIM_ANN_SQ8 && o->storage != IMGSIM_ANN_F32)
         return imgsim_fail(err, IMGSIM_E_ARG, "unknown index storage");
     if (o->pca_dims < 0 || o->pca_dims >= db->dim)

@@ -86,7 +86,7 @@ int cli_ann_option(const char *cmd, int argc, char **argv, int *i, cli_ann_args 
         if (parse_num(cmd, o, v, 1, 10000, &a->efc) < 0)
             return -1;
     } else if (!strcmp(o, "--ann-ef")) {
-        if (parse_num(cmd, o, v, 1, 10000, &a->ef) < 0)
+        if (parse_num(cmd, o, v, 1, IMGSIM_MAX_EF, &a->ef) < 0)
             return -1;
     } else if (parse_num(cmd, o, v, 1, 256, &a->threads) < 0) {
         return -1;
