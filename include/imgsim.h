@@ -11,8 +11,9 @@
  *     comment of every call that hands over an allocation names the function that releases
  *     it; *_close and *_free accept NULL (or a zeroed struct) and do nothing.
  *   - Errors: every call that can fail returns an imgsim_status and, when `err` is non-NULL,
- *     fills it with a one-line, human-readable message naming the cause. Nothing below the
- *     CLI or server prints or exits.
+ *     fills it with a one-line, human-readable message naming the cause (the two string
+ *     makers imgsim_model_describe and imgsim_model_dir can only run out of memory and
+ *     return NULL then). Nothing below the CLI or server prints or exits.
  *   - Options: every options struct has a *_default function; fill it, then change fields.
  *
  * Worked example (tests/api/test_example.c compiles and runs exactly this): index three
@@ -389,8 +390,8 @@ typedef struct imgsim_csv_opts {
 /* Fill `o` with the defaults: no file, ',' as delimiter, no columns named. */
 void imgsim_csv_opts_default(imgsim_csv_opts *o);
 
-/* Append one source per valid CSV row; other columns become metadata. Bad rows (wrong field count,
- * missing path or id, duplicate id, bad box) are reported through `fn` and skipped. */
+/* Append one source per valid CSV row; other columns become metadata. Bad rows (wrong field
+ * count, missing path or id, duplicate id, bad box) are reported through `fn` and skipped. */
 imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts *o,
                                       imgsim_problem_fn fn, void *user, imgsim_error *err);
 

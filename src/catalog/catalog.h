@@ -119,8 +119,6 @@ void cat_item_file_free(cat_item_file *f);
 imgsim_status cat_key_row(imgsim_db *db, const char *key, long long *row, imgsim_error *err);
 /* Width and height recorded for an item using `row` (0 x 0: none). */
 imgsim_status cat_row_size(imgsim_db *db, uint32_t row, int *w, int *h, imgsim_error *err);
-/* Row of item `id`, checked alive; IMGSIM_E_NOTFOUND if unknown. */
-imgsim_status cat_item_row(imgsim_db *db, const char *id, uint32_t *row, imgsim_error *err);
 /* Call fn for every item's id and source (strings valid during the call); a non-OK return
  * stops the walk and is returned. */
 typedef imgsim_status (*cat_source_fn)(void *user, const char *id, const char *source,
@@ -140,7 +138,10 @@ imgsim_status cat_labelled_get(imgsim_db *db, const char *column, cat_labelled *
                                imgsim_error *err);
 void cat_labelled_free(cat_labelled *l);
 
-/* ---- items.c: which items a query may return */
+/* ---- items.c: an item's row, and which items a query may return */
+
+/* Row of item `id`, checked alive; IMGSIM_E_NOTFOUND if unknown. */
+imgsim_status cat_item_row(imgsim_db *db, const char *id, uint32_t *row, imgsim_error *err);
 
 typedef struct cat_filter {
     const imgsim_where *w;       /* --where conditions, all must hold */
