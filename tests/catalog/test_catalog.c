@@ -40,7 +40,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Add Wang-1k photos `ids` (their numbers) as items "w<N>" labelled by class. */
 /* Items in the collection. */
 static size_t count(imgsim_db *db)
 {
@@ -50,6 +49,7 @@ static size_t count(imgsim_db *db)
     return n;
 }
 
+/* Add Wang-1k photos `ids` (their numbers) as items "w<N>" labelled by class. */
 static void add(imgsim_db *db, const int *nums, int n)
 {
     imgsim_source src[64];
