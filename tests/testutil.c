@@ -3,20 +3,34 @@
  */
 #include "testutil.h"
 
+#include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <math.h>
+#include <unistd.h>
 
-static char ring[8][4096];
-static int ring_at;
+static __thread char ring[8][4096];
+static __thread int ring_at;
+
+static char *next_buf(void) { return ring[ring_at++ % 8]; }
+
+static const char *base_of(const char *env, const char *def)
+{
+    const char *base = getenv(env);
+    return base && *base ? base : def;
+}
 
 static const char *join(const char *env, const char *def, const char *rel)
 {
-    const char *base = getenv(env);
-    char *buf = ring[ring_at++ % 8];
-    snprintf(buf, sizeof ring[0], "%s/%s", base && *base ? base : def, rel);
+    return tu_join(base_of(env, def), rel);
+}
+
+const char *tu_join(const char *dir, const char *name)
+{
+    char *buf = next_buf();
+    snprintf(buf, sizeof ring[0], "%s/%s", dir, name);
     return buf;
 }
 
@@ -25,11 +39,61 @@ const char *tu_data(const char *rel) { return join("IMGSIM_DATA", "build/data", 
 
 const char *tu_out(const char *rel)
 {
-    const char *base = getenv("IMGSIM_TEST_OUT");
-    if (!base || !*base)
-        base = "build/test-out";
-    mkdir(base, 0755);
+    mkdir(base_of("IMGSIM_TEST_OUT", "build/test-out"), 0755);
     return join("IMGSIM_TEST_OUT", "build/test-out", rel);
+}
+
+const char *tu_out_dir(const char *rel)
+{
+    const char *p = tu_out(rel);
+    if (mkdir(p, 0755) != 0) {
+        struct stat st;
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+            fail_msg("cannot make directory %s", p);
+    }
+    return p;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+void tu_rmtree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *tu_fresh_dir(const char *rel)
+{
+    tu_rmtree(tu_out(rel));
+    return tu_out_dir(rel);
+}
+
+const char *tu_extract(const char *tarball, const char *member)
+{
+    char *path = next_buf();
+    snprintf(path, sizeof ring[0], "%s", tu_data(member));
+    if (access(path, R_OK) == 0)
+        return path;
+    snprintf(path, sizeof ring[0], "%s", tu_out(member));
+    if (access(path, R_OK) == 0)
+        return path;
+    char tar[4096], dir[4096], cmd[9000];
+    snprintf(tar, sizeof tar, "%s", tu_shared(tu_join("data", tarball)));
+    if (access(tar, R_OK) != 0)
+        return NULL;
+    snprintf(dir, sizeof dir, "%s", tu_out(""));
+    snprintf(cmd, sizeof cmd, "tar -xzf '%s' -C '%s' '%s'", tar, dir, member);
+    if (system(cmd) != 0 || access(path, R_OK) != 0)
+        return NULL;
+    return path;
 }
 
 uint8_t *tu_read(const char *path, size_t *len)
@@ -37,13 +101,15 @@ uint8_t *tu_read(const char *path, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         fail_msg("cannot read %s", path);
-    fseek(f, 0, SEEK_END);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
     long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
+    assert_true(n >= 0);
+    rewind(f);
+    uint8_t *b = malloc((size_t)n + 1);
     assert_non_null(b);
     assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
     fclose(f);
+    b[n] = 0;
     *len = (size_t)n;
     return b;
 }
@@ -68,17 +134,105 @@ double tu_cosine(const float *a, const float *b, int n)
     return aa > 0 && bb > 0 ? ab / (sqrt(aa * bb)) : 0;
 }
 
+double tu_mean_abs_diff(const imgsim_image *a, const imgsim_image *b)
+{
+    assert_int_equal(a->width, b->width);
+    assert_int_equal(a->height, b->height);
+    size_t n = (size_t)a->width * a->height * 3;
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += abs(a->rgb[i] - b->rgb[i]);
+    return s / n;
+}
+
 imgsim_model *tu_model(const char *file, imgsim_precision prec)
 {
-    char rel[512];
-    snprintf(rel, sizeof rel, "models/%s", file);
     imgsim_model_opts o;
     imgsim_model_opts_default(&o);
     o.precision = prec;
     o.threads = 2;
     imgsim_model *m = NULL;
     imgsim_error e = {0};
-    if (imgsim_model_open(tu_shared(rel), &o, &m, &e) != IMGSIM_OK)
+    if (imgsim_model_open(tu_shared(tu_join("models", file)), &o, &m, &e) != IMGSIM_OK)
         fail_msg("open %s: %s", file, e.msg);
     return m;
+}
+
+const char *tu_wang(int num)
+{
+    char rel[64];
+    snprintf(rel, sizeof rel, "wang1k/images/%d.jpg", num);
+    return tu_data(rel);
+}
+
+const char **tu_wang_paths(const int *nums, size_t n)
+{
+    size_t one = strlen(tu_wang(999)) + 1;
+    const char **v = malloc(n * (sizeof *v + one) + 1);
+    assert_non_null(v);
+    char *s = (char *)(v + n);
+    for (size_t i = 0; i < n; i++, s += one) {
+        snprintf(s, one, "%s", tu_wang(nums[i]));
+        v[i] = s;
+    }
+    return v;
+}
+
+typedef struct embed_sink {
+    float *vecs;
+    int dim;
+    size_t done;
+} embed_sink;
+
+static int on_vector(void *user, const imgsim_result *r)
+{
+    embed_sink *s = user;
+    if (r->status != IMGSIM_OK)
+        fail_msg("%s: %s", r->source, r->error);
+    memcpy(s->vecs + r->index * (size_t)s->dim, r->vec, (size_t)s->dim * sizeof(float));
+    s->done++;
+    return 0;
+}
+
+float *tu_embed_files(imgsim_ctx *ctx, int dim, const char *const *paths, size_t n)
+{
+    embed_sink sink = {malloc(sizeof(float) * (n ? n : 1) * (size_t)dim), dim, 0};
+    assert_non_null(sink.vecs);
+    imgsim_error e = {0};
+    if (imgsim_embed_files(ctx, paths, n, NULL, on_vector, &sink, &e) != IMGSIM_OK)
+        fail_msg("embed: %s", e.msg);
+    assert_int_equal(sink.done, n);
+    return sink.vecs;
+}
+
+void tu_add_wang(imgsim_db *db, imgsim_ctx *ctx, const int *nums, int n)
+{
+    imgsim_source *src = calloc((size_t)n, sizeof *src);
+    char (*ids)[16] = calloc((size_t)n, sizeof *ids), (*labels)[16] = calloc((size_t)n, 16);
+    char (*meta)[32] = calloc((size_t)n, 32);
+    const char **paths = tu_wang_paths(nums, (size_t)n);
+    assert_true(src && ids && labels && meta);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "w%d", nums[i]);
+        snprintf(labels[i], 16, "c%d", nums[i] / 100);
+        snprintf(meta[i], 32, "{\"grp\": \"g%d\"}", nums[i] % 25);
+        src[i].id = ids[i];
+        src[i].path = paths[i];
+        src[i].label = labels[i];
+        src[i].meta_json = meta[i];
+    }
+    imgsim_error e = {0};
+    imgsim_ingest_stats st;
+    if (imgsim_db_add(db, ctx, src, (size_t)n, NULL, &st, &e) != IMGSIM_OK)
+        fail_msg("add: %s", e.msg);
+    assert_int_equal(st.failed, 0);
+    free(src), free(ids), free(labels), free(meta), free(paths);
+}
+
+int tu_has(const imgsim_results *r, const char *id)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->hits[i].item.id, id))
+            return 1;
+    return 0;
 }
