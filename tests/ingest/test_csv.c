@@ -489,33 +489,10 @@ static void test_column(void **state)
 
 /* ------------------------------------------------------------ real data */
 
-/* styles.csv from the Myntra collection: in $IMGSIM_DATA if extracted, else extracted here
- * from the shared tarball into the test output directory; NULL if neither is possible. */
-static const char *myntra_styles(void)
-{
-    static char path[4096];
-    snprintf(path, sizeof path, "%s", tu_data("myntra/styles.csv"));
-    if (access(path, R_OK) == 0)
-        return path;
-    snprintf(path, sizeof path, "%s", tu_out("myntra/styles.csv"));
-    if (access(path, R_OK) == 0)
-        return path;
-    char tarball[4096];
-    snprintf(tarball, sizeof tarball, "%s", tu_shared("data/myntra.tar.gz"));
-    if (access(tarball, R_OK) != 0)
-        return NULL;
-    char dir[4096], cmd[9000];
-    snprintf(dir, sizeof dir, "%s", tu_out(""));
-    snprintf(cmd, sizeof cmd, "tar -xzf '%s' -C '%s' myntra/styles.csv", tarball, dir);
-    if (system(cmd) != 0 || access(path, R_OK) != 0)
-        return NULL;
-    return path;
-}
-
 static void test_myntra_styles(void **state)
 {
     (void)state;
-    const char *path = myntra_styles();
+    const char *path = tu_extract("myntra.tar.gz", "myntra/styles.csv"); /* NULL: no data */
     if (!path) {
         skip();
         return;

@@ -12,6 +12,7 @@
 
 #include "../testutil.h"
 #include "model/graph.h"
+#include "irtest.h"
 #include "model/onnx_pb.h"
 
 /* ------------------------------------------------------------------ protobuf writer */
@@ -187,14 +188,6 @@ static imgsim_status read_pb(pbw *m, const char *dir, ir_graph *g, imgsim_error 
     return onnx_read(b, n, dir, g, e); /* takes b */
 }
 
-static int count(const ir_graph *g, ir_op_kind k)
-{
-    int n = 0;
-    for (int i = 0; i < g->nops; i++)
-        n += g->ops[i].kind == k;
-    return n;
-}
-
 static const ir_op *first(const ir_graph *g, ir_op_kind k)
 {
     for (int i = 0; i < g->nops; i++)
@@ -235,13 +228,13 @@ static void test_int8_structure(void **state)
     assert_int_equal(ir_numel(&g.t[g.output]), 1000);
     /* 52 quantized convolutions, 17 of them depthwise; 11 QLinearAdd (10 residual, one the
      * classifier's bias); the Shape chain folded, its DequantizeLinear dropped */
-    assert_int_equal(count(&g, IR_CONV2D) + count(&g, IR_DWCONV2D), 52);
-    assert_int_equal(count(&g, IR_DWCONV2D), 17);
-    assert_int_equal(count(&g, IR_ADD), 11);
-    assert_int_equal(count(&g, IR_FULLY_CONNECTED), 1);
-    assert_int_equal(count(&g, IR_MEAN), 1);
-    assert_int_equal(count(&g, IR_RESHAPE), 1);
-    assert_int_equal(count(&g, IR_DEQUANTIZE), 1);
+    assert_int_equal(ir_count_ops(&g, IR_CONV2D) + ir_count_ops(&g, IR_DWCONV2D), 52);
+    assert_int_equal(ir_count_ops(&g, IR_DWCONV2D), 17);
+    assert_int_equal(ir_count_ops(&g, IR_ADD), 11);
+    assert_int_equal(ir_count_ops(&g, IR_FULLY_CONNECTED), 1);
+    assert_int_equal(ir_count_ops(&g, IR_MEAN), 1);
+    assert_int_equal(ir_count_ops(&g, IR_RESHAPE), 1);
+    assert_int_equal(ir_count_ops(&g, IR_DEQUANTIZE), 1);
     assert_int_equal(g.nops, 67);
     for (int i = 0; i < g.nops; i++) {
         const ir_op *op = &g.ops[i];
@@ -475,7 +468,7 @@ static void test_foreign_files(void **state)
     ir_graph_free(&g);
     /* a JPEG */
     size_t len;
-    b = tu_read(tu_data("wang1k/images/0.jpg"), &len);
+    b = tu_read(tu_wang(0), &len);
     one_line_error(onnx_read(b, len, NULL, &g, &e), &e);
     ir_graph_free(&g);
     /* a TFLite model */
@@ -792,7 +785,7 @@ static void test_numerics_flatten_gemm(void **state)
     if (read_pb(&copy, NULL, &ig, &e) != IMGSIM_OK)
         fail_msg("%s", e.msg);
     assert_int_equal(ig.nops, 4); /* Conv2D, MaxPool, Reshape, FullyConnected */
-    assert_int_equal(count(&ig, IR_RESHAPE), 1);
+    assert_int_equal(ir_count_ops(&ig, IR_RESHAPE), 1);
     assert_false(ig.t[ir_find_tensor(&ig, "f")].data);
     ir_graph_free(&ig);
     int dim;
