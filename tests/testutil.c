@@ -123,6 +123,28 @@ void tu_write(const char *path, const void *data, size_t len)
     assert_int_equal(fclose(f), 0);
 }
 
+void tu_buf_put(tu_buf *b, const void *data, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    if (n)
+        memcpy(b->p + b->n, data, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+void tu_buf_cat(tu_buf *b, ...)
+{
+    va_list ap;
+    va_start(ap, b);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        tu_buf_put(b, s, strlen(s));
+    va_end(ap);
+}
+
 double tu_cosine(const float *a, const float *b, int n)
 {
     double ab = 0, aa = 0, bb = 0;
@@ -156,6 +178,15 @@ imgsim_model *tu_model(const char *file, imgsim_precision prec)
     if (imgsim_model_open(tu_shared(tu_join("models", file)), &o, &m, &e) != IMGSIM_OK)
         fail_msg("open %s: %s", file, e.msg);
     return m;
+}
+
+imgsim_ctx *tu_ctx(imgsim_model *m)
+{
+    imgsim_ctx *c = NULL;
+    imgsim_error e = {0};
+    if (imgsim_ctx_new(m, &c, &e) != IMGSIM_OK)
+        fail_msg("context for %s: %s", imgsim_model_name(m), e.msg);
+    return c;
 }
 
 const char *tu_wang(int num)

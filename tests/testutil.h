@@ -41,12 +41,24 @@ const char *tu_extract(const char *tarball, const char *member);
 uint8_t *tu_read(const char *path, size_t *len);
 void tu_write(const char *path, const void *data, size_t len);
 
+/* A growing byte buffer (zero-initialise it; free(b.p) when done). Appending keeps a NUL
+ * byte after the end, so a buffer of text is also a C string. */
+typedef struct tu_buf {
+    uint8_t *p;
+    size_t n, cap;
+} tu_buf;
+void tu_buf_put(tu_buf *b, const void *data, size_t n);
+/* Append strings, up to a NULL. */
+void tu_buf_cat(tu_buf *b, ...);
+
 double tu_cosine(const float *a, const float *b, int n);
 /* Mean absolute difference of two images' bytes (same size, asserted). */
 double tu_mean_abs_diff(const imgsim_image *a, const imgsim_image *b);
 
 /* Open a model file from shared/models by file name, failing the test on error. */
 imgsim_model *tu_model(const char *file, imgsim_precision prec);
+/* An inference context for `m`, failing the test on error. */
+imgsim_ctx *tu_ctx(imgsim_model *m);
 
 /* Wang-1k photo number `num` (0..999; class num / 100) in the data directory. */
 const char *tu_wang(int num);

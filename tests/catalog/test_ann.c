@@ -27,8 +27,7 @@ static int setup(void **state)
 {
     (void)state;
     model = tu_model(MODEL_FILE, IMGSIM_PRECISION_AUTO);
-    imgsim_error e = {0};
-    assert_int_equal(imgsim_ctx_new(model, &ctx, &e), IMGSIM_OK);
+    ctx = tu_ctx(model);
     snprintf(dir, sizeof dir, "%s", tu_fresh_dir("ann_db"));
     return 0;
 }

@@ -17,22 +17,7 @@
 
 /* ------------------------------------------------------------------ protobuf writer */
 
-typedef struct pbw {
-    uint8_t *p;
-    size_t n, cap;
-} pbw;
-
-static void w_raw(pbw *b, const void *d, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    if (n)
-        memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
+typedef tu_buf pbw;
 
 static void w_varint(pbw *b, uint64_t v)
 {
@@ -45,7 +30,7 @@ static void w_varint(pbw *b, uint64_t v)
             t[k] |= 0x80;
         k++;
     } while (v);
-    w_raw(b, t, (size_t)k);
+    tu_buf_put(b, t, (size_t)k);
 }
 
 static void w_tag(pbw *b, int field, int wire) { w_varint(b, (uint64_t)field << 3 | (uint64_t)wire); }
@@ -60,7 +45,7 @@ static void w_bytes(pbw *b, int field, const void *d, size_t n)
 {
     w_tag(b, field, 2);
     w_varint(b, n);
-    w_raw(b, d, n);
+    tu_buf_put(b, d, n);
 }
 
 static void w_str(pbw *b, int field, const char *s) { w_bytes(b, field, s, strlen(s)); }
@@ -97,7 +82,7 @@ static void attr_float(pbw *n, const char *name, float f)
     w_str(&a, 1, name);
     w_int(&a, 20, 1);
     w_tag(&a, 2, 5);
-    w_raw(&a, &f, 4);
+    tu_buf_put(&a, &f, 4);
     w_msg(n, 5, &a);
 }
 
@@ -118,7 +103,7 @@ static void node(pbw *g, const char *op, const char *name, const char *ins, cons
     w_str(&n, 3, name);
     w_str(&n, 4, op);
     if (attrs) {
-        w_raw(&n, attrs->p, attrs->n);
+        tu_buf_put(&n, attrs->p, attrs->n);
         free(attrs->p);
         memset(attrs, 0, sizeof *attrs);
     }
@@ -710,7 +695,7 @@ static void test_numerics_conv(void **state)
     pbw m = model(&g, 11);
     /* the structure */
     pbw copy = {0};
-    w_raw(&copy, m.p, m.n);
+    tu_buf_put(&copy, m.p, m.n);
     ir_graph ig;
     imgsim_error e = {0};
     if (read_pb(&copy, NULL, &ig, &e) != IMGSIM_OK)
@@ -779,7 +764,7 @@ static void test_numerics_flatten_gemm(void **state)
     value_info(&g, 12, "y", NULL, 0);
     pbw m = model(&g, 12);
     pbw copy = {0};
-    w_raw(&copy, m.p, m.n);
+    tu_buf_put(&copy, m.p, m.n);
     ir_graph ig;
     imgsim_error e = {0};
     if (read_pb(&copy, NULL, &ig, &e) != IMGSIM_OK)

@@ -47,8 +47,7 @@ static int setup(void **state)
 {
     (void)state;
     model = tu_model(MODEL_FILE, IMGSIM_PRECISION_AUTO);
-    imgsim_error e = {0};
-    assert_int_equal(imgsim_ctx_new(model, &ctx, &e), IMGSIM_OK);
+    ctx = tu_ctx(model);
     dim = imgsim_model_dim(model);
     for (int i = 0; i < NDISTINCT; i++)
         nums[i] = i * 25;

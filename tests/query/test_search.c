@@ -29,9 +29,9 @@ static int setup(void **state)
 {
     (void)state;
     model = tu_model(MODEL_FILE, IMGSIM_PRECISION_AUTO);
+    ctx = tu_ctx(model);
     dim = imgsim_model_dim(model);
     imgsim_error e = {0};
-    assert_int_equal(imgsim_ctx_new(model, &ctx, &e), IMGSIM_OK);
     snprintf(dir, sizeof dir, "%s", tu_fresh_dir("query_search"));
     imgsim_db *w;
     if (imgsim_db_open(dir, IMGSIM_DB_CREATE, imgsim_model_name(model), dim, &w, &e) != IMGSIM_OK)
@@ -66,12 +66,12 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The defaults with k and the metric set. */
 static imgsim_query_opts opts(int k, imgsim_metric m)
 {
     imgsim_query_opts o;
     imgsim_query_opts_default(&o);
-    o.k = k;
-    o.metric = m;
+    o.k = k, o.metric = m;
     return o;
 }
 

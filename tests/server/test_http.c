@@ -88,28 +88,9 @@ static void test_url_decode(void **state)
 
 /* ------------------------------------------------------------ multipart */
 
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *d, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
-
 #define CT "multipart/form-data; boundary=XyZ123"
 
-static int parse(const char *ctype, const buf *b, part *parts, int max, int *n)
+static int parse(const char *ctype, const tu_buf *b, part *parts, int max, int *n)
 {
     /* a copy of exactly the body's bytes, so ASan sees any read past its end */
     char *copy = malloc(b->n ? b->n : 1);
@@ -118,7 +99,7 @@ static int parse(const char *ctype, const buf *b, part *parts, int max, int *n)
     int r = multipart_parse(ctype, copy, b->n, parts, max, n);
     /* parts point into the body: re-point them into the caller's buffer */
     for (int i = 0; r == 0 && i < *n; i++)
-        parts[i].data = b->p + (parts[i].data - copy);
+        parts[i].data = (const char *)b->p + (parts[i].data - copy);
     free(copy);
     return r;
 }
@@ -131,17 +112,17 @@ static void test_multipart(void **state)
     /* a real JPEG has NUL, CR and LF bytes: the splitter must not care */
     assert_non_null(memchr(jpeg, 0, jn));
     assert_non_null(memchr(jpeg, '\n', jn));
-    buf b = {0};
-    puts_(&b, "preamble to ignore\r\n");
-    puts_(&b, "--XyZ123\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n5\r\n");
-    puts_(&b, "--XyZ123\r\ncontent-disposition: form-data; name=\"image\"; filename=\"bus 1.jpg\"\r\n"
-              "CONTENT-TYPE:   image/jpeg\r\n\r\n");
+    tu_buf b = {0};
+    tu_buf_cat(&b, "preamble to ignore\r\n",
+               "--XyZ123\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n5\r\n",
+               "--XyZ123\r\ncontent-disposition: form-data; name=\"image\"; filename=\"bus 1.jpg\"\r\n"
+               "CONTENT-TYPE:   image/jpeg\r\n\r\n", NULL);
     size_t jat = b.n;
-    put(&b, jpeg, jn);
-    puts_(&b, "\r\n--XyZ123\r\nContent-Disposition: form-data; name=empty\r\n\r\n\r\n");
-    puts_(&b, "--XyZ123\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n"
-              "a--XyZ123 inside\r\n--XyZ12 almost\r\n");
-    puts_(&b, "--XyZ123--\r\nepilogue");
+    tu_buf_put(&b, jpeg, jn);
+    tu_buf_cat(&b, "\r\n--XyZ123\r\nContent-Disposition: form-data; name=empty\r\n\r\n\r\n",
+               "--XyZ123\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n"
+               "a--XyZ123 inside\r\n--XyZ12 almost\r\n",
+               "--XyZ123--\r\nepilogue", NULL);
     part p[8];
     int n = -1;
     assert_int_equal(parse(CT, &b, p, 8, &n), 0);
@@ -155,7 +136,7 @@ static void test_multipart(void **state)
     assert_string_equal(p[1].filename, "bus 1.jpg");
     assert_string_equal(p[1].type, "image/jpeg");
     assert_int_equal(p[1].len, jn);
-    assert_ptr_equal(p[1].data, b.p + jat);
+    assert_ptr_equal(p[1].data, (const char *)b.p + jat);
     assert_memory_equal(p[1].data, jpeg, jn);
     assert_string_equal(p[2].name, "empty");  /* unquoted parameter */
     assert_int_equal(p[2].len, 0);
@@ -186,14 +167,9 @@ static void test_multipart_long_fields(void **state)
     memset(name, 'n', sizeof name - 1), name[sizeof name - 1] = 0;
     memset(fname, 'f', sizeof fname - 1), fname[sizeof fname - 1] = 0;
     memset(type, 't', sizeof type - 1), type[sizeof type - 1] = 0;
-    buf b = {0};
-    puts_(&b, "--XyZ123\r\nContent-Disposition: form-data; name=\"");
-    puts_(&b, name);
-    puts_(&b, "\"; filename=\"");
-    puts_(&b, fname);
-    puts_(&b, "\"\r\nContent-Type: ");
-    puts_(&b, type);
-    puts_(&b, "\r\n\r\ndata\r\n--XyZ123--");
+    tu_buf b = {0};
+    tu_buf_cat(&b, "--XyZ123\r\nContent-Disposition: form-data; name=\"", name, "\"; filename=\"",
+               fname, "\"\r\nContent-Type: ", type, "\r\n\r\ndata\r\n--XyZ123--", NULL);
     part p[1];
     int n;
     assert_int_equal(parse(CT, &b, p, 1, &n), 0);
@@ -211,12 +187,9 @@ static void test_multipart_long_fields(void **state)
         char bnd[256], ct[400];
         memset(bnd, 'b', (size_t)len), bnd[len] = 0;
         snprintf(ct, sizeof ct, "multipart/form-data; boundary=%s", bnd);
-        buf c = {0};
-        puts_(&c, "--");
-        puts_(&c, bnd);
-        puts_(&c, "\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--");
-        puts_(&c, bnd);
-        puts_(&c, "--");
+        tu_buf c = {0};
+        tu_buf_cat(&c, "--", bnd, "\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--",
+                   bnd, "--", NULL);
         int r = parse(ct, &c, p, 1, &n);
         if (len == 70) {
             assert_int_equal(r, 0);
@@ -231,9 +204,9 @@ static void test_multipart_long_fields(void **state)
 static void test_multipart_malformed(void **state)
 {
     (void)state;
-    buf good = {0};
-    puts_(&good, "--XyZ123\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
-                 "Content-Type: image/jpeg\r\n\r\n0123456789\r\n--XyZ123--\r\n");
+    tu_buf good = {0};
+    tu_buf_cat(&good, "--XyZ123\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
+                 "Content-Type: image/jpeg\r\n\r\n0123456789\r\n--XyZ123--\r\n", NULL);
     part p[4];
     int n;
     assert_int_equal(parse(CT, &good, p, 4, &n), 0);
@@ -247,26 +220,26 @@ static void test_multipart_malformed(void **state)
     /* "xboundary" is not the boundary parameter */
     assert_int_equal(parse("multipart/form-data; xboundary=XyZ123", &good, p, 4, &n), -1);
     /* every cut of the body short of the closing "--" is refused, never read past */
-    size_t close = strstr(good.p, "--XyZ123--") - good.p + 10;
+    size_t close = (size_t)(strstr((const char *)good.p, "--XyZ123--") - (const char *)good.p) + 10;
     for (size_t cut = 0; cut < close; cut++) {
-        buf t = {good.p, cut, cut};
+        tu_buf t = {good.p, cut, cut};
         int r = parse(CT, &t, p, 4, &n);
         if (r != -1)
             fail_msg("body cut at %zu of %zu accepted (%d parts)", cut, good.n, n);
     }
     /* junk instead of CRLF after a delimiter */
-    buf j = {0};
-    puts_(&j, "--XyZ123 junk\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--XyZ123--");
+    tu_buf j = {0};
+    tu_buf_cat(&j, "--XyZ123 junk\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--XyZ123--", NULL);
     assert_int_equal(parse(CT, &j, p, 4, &n), -1);
     free(j.p);
     /* LF-only line ends are not multipart */
-    buf l = {0};
-    puts_(&l, "--XyZ123\nContent-Disposition: form-data; name=\"a\"\n\nx\n--XyZ123--");
+    tu_buf l = {0};
+    tu_buf_cat(&l, "--XyZ123\nContent-Disposition: form-data; name=\"a\"\n\nx\n--XyZ123--", NULL);
     assert_int_equal(parse(CT, &l, p, 4, &n), -1);
     free(l.p);
     /* an empty body */
-    buf e = {0};
-    puts_(&e, "");
+    tu_buf e = {0};
+    tu_buf_cat(&e, "", NULL);
     assert_int_equal(parse(CT, &e, p, 4, &n), -1);
     free(e.p);
     free(good.p);
