@@ -189,6 +189,12 @@ imgsim_ctx *tu_ctx(imgsim_model *m)
     return c;
 }
 
+void tu_model_free(imgsim_model *m, imgsim_ctx *c)
+{
+    imgsim_ctx_free(c);
+    imgsim_model_close(m);
+}
+
 const char *tu_wang(int num)
 {
     char rel[64];

@@ -59,6 +59,8 @@ double tu_mean_abs_diff(const imgsim_image *a, const imgsim_image *b);
 imgsim_model *tu_model(const char *file, imgsim_precision prec);
 /* An inference context for `m`, failing the test on error. */
 imgsim_ctx *tu_ctx(imgsim_model *m);
+/* Free a context, then its model (either may be NULL). */
+void tu_model_free(imgsim_model *m, imgsim_ctx *c);
 
 /* Wang-1k photo number `num` (0..999; class num / 100) in the data directory. */
 const char *tu_wang(int num);

@@ -35,8 +35,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    imgsim_ctx_free(ctx);
-    imgsim_model_close(model);
+    tu_model_free(model, ctx);
     return 0;
 }
 

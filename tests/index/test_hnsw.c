@@ -769,16 +769,8 @@ static float *wang_vectors(size_t *n, int *dim)
         fclose(f);
     }
     setenv("IMGSIM_MODEL_DIR", tu_out("models"), 0);
-    imgsim_model_opts o;
-    imgsim_model_opts_default(&o);
-    o.threads = 2;
-    imgsim_model *m = NULL;
-    imgsim_error err = {0};
-    if (imgsim_model_open(tu_shared("models/mobilenet_edgetpu_224_1.0_uint8.tflite"), &o, &m,
-                          &err) != IMGSIM_OK)
-        fail_msg("model: %s", err.msg);
-    imgsim_ctx *ctx = NULL;
-    assert_int_equal(imgsim_ctx_new(m, &ctx, &err), IMGSIM_OK);
+    imgsim_model *m = tu_model("mobilenet_edgetpu_224_1.0_uint8.tflite", IMGSIM_PRECISION_AUTO);
+    imgsim_ctx *ctx = tu_ctx(m);
     int d = imgsim_model_dim(m);
     int nums[1000];
     for (size_t i = 0; i < count; i++)
@@ -792,8 +784,7 @@ static float *wang_vectors(size_t *n, int *dim)
         fclose(f);
     }
     free(pp);
-    imgsim_ctx_free(ctx);
-    imgsim_model_close(m);
+    tu_model_free(m, ctx);
     *n = count;
     *dim = d;
     return vecs;

@@ -65,8 +65,7 @@ static int teardown(void **state)
     (void)state;
     free(ref);
     free(paths);
-    imgsim_ctx_free(ctx);
-    imgsim_model_close(model);
+    tu_model_free(model, ctx);
     return 0;
 }
 

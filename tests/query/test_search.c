@@ -61,8 +61,7 @@ static int teardown(void **state)
 {
     (void)state;
     imgsim_db_close(db);
-    imgsim_ctx_free(ctx);
-    imgsim_model_close(model);
+    tu_model_free(model, ctx);
     return 0;
 }
 

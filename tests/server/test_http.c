@@ -526,16 +526,19 @@ static void test_types_and_statuses(void **state)
     assert_string_equal(sniff_ext(jpeg, n), "jpg");
     assert_null(sniff_ext(jpeg, 2));          /* too short to tell */
     free(jpeg);
-    assert_string_equal(sniff_ext((const unsigned char *)"\x89PNG\r\n\x1a\n....", 12), "png");
-    assert_null(sniff_ext((const unsigned char *)"\x89PNG\r\n\x1a", 7));
-    assert_string_equal(sniff_ext((const unsigned char *)"RIFF\0\0\0\0WEBPVP8 ", 16), "webp");
-    assert_null(sniff_ext((const unsigned char *)"RIFF\0\0\0\0WAVEfmt ", 16));
-    assert_string_equal(sniff_ext((const unsigned char *)"GIF89a", 6), "gif");
-    assert_string_equal(sniff_ext((const unsigned char *)"II*\0", 4), "tif");
-    assert_string_equal(sniff_ext((const unsigned char *)"MM\0*", 4), "tif");
-    assert_string_equal(sniff_ext((const unsigned char *)"BM", 2), "bmp");
-    assert_null(sniff_ext((const unsigned char *)"<svg", 4));
-    assert_null(sniff_ext((const unsigned char *)"", 0));
+    static const struct { const char *b; size_t n; const char *ext; } sig[] = {
+        {"\x89PNG\r\n\x1a\n....", 12, "png"}, {"\x89PNG\r\n\x1a", 7, NULL},
+        {"RIFF\0\0\0\0WEBPVP8 ", 16, "webp"}, {"RIFF\0\0\0\0WAVEfmt ", 16, NULL},
+        {"GIF89a", 6, "gif"}, {"GIF87a", 6, "gif"}, {"GIF88a", 6, NULL},
+        {"II*\0", 4, "tif"}, {"MM\0*", 4, "tif"}, {"BM", 2, "bmp"}, {"<svg", 4, NULL},
+        {"", 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof sig / sizeof *sig; i++) {
+        const char *got = sniff_ext((const unsigned char *)sig[i].b, sig[i].n);
+        if (sig[i].ext ? !got || strcmp(got, sig[i].ext) : got != NULL)
+            fail_msg("signature %zu: %s, want %s", i, got ? got : "none",
+                     sig[i].ext ? sig[i].ext : "none");
+    }
 
     assert_int_equal(http_status_of(IMGSIM_E_ARG), 400);
     assert_int_equal(http_status_of(IMGSIM_E_DECODE), 400);
