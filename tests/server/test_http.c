@@ -513,13 +513,13 @@ static void test_query_opts(void **state)
 static void test_types_and_statuses(void **state)
 {
     (void)state;
-    assert_true(is_image_type("image/jpeg"));
-    assert_true(is_image_type("  IMAGE/PNG; q=1"));
-    assert_true(is_image_type("application/octet-stream"));
-    assert_false(is_image_type("text/plain"));
-    assert_false(is_image_type("imagex/png"));
-    assert_false(is_image_type(""));
-    assert_false(is_image_type(NULL));
+    static const struct { const char *t; int yes; } types[] = {
+        {"image/jpeg", 1}, {"  IMAGE/PNG; q=1", 1}, {"application/octet-stream", 1},
+        {"text/plain", 0}, {"imagex/png", 0}, {"", 0}, {NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (is_image_type(types[i].t) != types[i].yes)
+            fail_msg("is_image_type(%s) != %d", types[i].t ? types[i].t : "NULL", types[i].yes);
 
     size_t n;
     uint8_t *jpeg = tu_read(tu_wang(7), &n);
@@ -540,25 +540,24 @@ static void test_types_and_statuses(void **state)
                      sig[i].ext ? sig[i].ext : "none");
     }
 
-    assert_int_equal(http_status_of(IMGSIM_E_ARG), 400);
-    assert_int_equal(http_status_of(IMGSIM_E_DECODE), 400);
-    assert_int_equal(http_status_of(IMGSIM_E_TOO_BIG), 413);
-    assert_int_equal(http_status_of(IMGSIM_E_UNSUPPORTED), 415);
-    assert_int_equal(http_status_of(IMGSIM_E_NOTFOUND), 404);
-    assert_int_equal(http_status_of(IMGSIM_E_IO), 500);
-    assert_int_equal(http_status_of(IMGSIM_E_INTERNAL), 500);
+    static const int status[][2] = {
+        {IMGSIM_E_ARG, 400}, {IMGSIM_E_DECODE, 400}, {IMGSIM_E_TOO_BIG, 413},
+        {IMGSIM_E_UNSUPPORTED, 415}, {IMGSIM_E_NOTFOUND, 404}, {IMGSIM_E_IO, 500},
+        {IMGSIM_E_INTERNAL, 500},
+    };
+    for (size_t i = 0; i < sizeof status / sizeof *status; i++)
+        assert_int_equal(http_status_of((imgsim_status)status[i][0]), status[i][1]);
 
-    assert_true(utf8_valid(""));
-    assert_true(utf8_valid("plain"));
-    assert_true(utf8_valid("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x98"));
-    assert_false(utf8_valid("\xff"));
-    assert_false(utf8_valid("\x80"));               /* a lone continuation byte */
-    assert_false(utf8_valid("\xc3"));               /* cut short at the end */
-    assert_false(utf8_valid("\xe2\x82"));
-    assert_false(utf8_valid("\xe2\x82x"));
-    assert_false(utf8_valid("\xc0\x80"));           /* overlong NUL */
-    assert_false(utf8_valid("\xc1\xbf"));
-    assert_false(utf8_valid("\xf8\x88\x80\x80\x80"));
+    static const struct { const char *s; int valid; } utf8[] = {
+        {"", 1}, {"plain", 1}, {"\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x98", 1},
+        {"\xff", 0}, {"\x80", 0},                       /* a lone continuation byte */
+        {"\xc3", 0}, {"\xe2\x82", 0}, {"\xe2\x82x", 0},   /* cut short */
+        {"\xc0\x80", 0}, {"\xc1\xbf", 0},                /* overlong */
+        {"\xf8\x88\x80\x80\x80", 0},
+    };
+    for (size_t i = 0; i < sizeof utf8 / sizeof *utf8; i++)
+        if (utf8_valid(utf8[i].s) != utf8[i].valid)
+            fail_msg("utf8_valid case %zu != %d", i, utf8[i].valid);
 }
 
 int main(void)
