@@ -14,7 +14,17 @@
 static __thread char ring[8][4096];
 static __thread int ring_at;
 
-static char *next_buf(void) { return ring[ring_at++ % 8]; }
+/* `s` copied into the next ring buffer. */
+static const char *ring_copy(const char *s)
+{
+    char *buf = ring[ring_at++ % 8];
+    size_t n = strlen(s);
+    if (n >= sizeof ring[0])
+        n = sizeof ring[0] - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    return buf;
+}
 
 static const char *base_of(const char *env, const char *def)
 {
@@ -29,9 +39,9 @@ static const char *join(const char *env, const char *def, const char *rel)
 
 const char *tu_join(const char *dir, const char *name)
 {
-    char *buf = next_buf();
-    snprintf(buf, sizeof ring[0], "%s/%s", dir, name);
-    return buf;
+    char tmp[sizeof ring[0]]; /* dir or name may be ring buffers themselves */
+    snprintf(tmp, sizeof tmp, "%s/%s", dir, name);
+    return ring_copy(tmp);
 }
 
 const char *tu_shared(const char *rel) { return join("IMGSIM_SHARED", "../shared", rel); }
@@ -78,22 +88,22 @@ const char *tu_fresh_dir(const char *rel)
 
 const char *tu_extract(const char *tarball, const char *member)
 {
-    char *path = next_buf();
-    snprintf(path, sizeof ring[0], "%s", tu_data(member));
+    const char *path = tu_data(member);
     if (access(path, R_OK) == 0)
         return path;
-    snprintf(path, sizeof ring[0], "%s", tu_out(member));
+    path = tu_out(member);
     if (access(path, R_OK) == 0)
         return path;
-    char tar[4096], dir[4096], cmd[9000];
+    char out[4096], tar[4096], dir[4096], cmd[13000];
+    snprintf(out, sizeof out, "%s", path);
     snprintf(tar, sizeof tar, "%s", tu_shared(tu_join("data", tarball)));
     if (access(tar, R_OK) != 0)
         return NULL;
     snprintf(dir, sizeof dir, "%s", tu_out(""));
     snprintf(cmd, sizeof cmd, "tar -xzf '%s' -C '%s' '%s'", tar, dir, member);
-    if (system(cmd) != 0 || access(path, R_OK) != 0)
+    if (system(cmd) != 0 || access(out, R_OK) != 0)
         return NULL;
-    return path;
+    return ring_copy(out);
 }
 
 uint8_t *tu_read(const char *path, size_t *len)
