@@ -752,7 +752,8 @@ static void test_errors(void **state)
 static float *wang_vectors(size_t *n, int *dim)
 {
     const size_t count = 1000;
-    const char *cache = tu_out("wang1k_default_vectors.f32");
+    char cache[4096]; /* kept across the embedding, which uses testutil's path buffers */
+    snprintf(cache, sizeof cache, "%s", tu_out("wang1k_default_vectors.f32"));
     FILE *f = fopen(cache, "rb");
     if (f) {
         int d = 0;
