@@ -1,7 +1,8 @@
 /*
  * http.c — small HTTP helpers for the handlers: queueing replies (JSON and errors), mapping
  * library errors to statuses, percent-decoding, query parameters, and a multipart/form-data
- * splitter for uploaded bodies (held whole in memory, bounded by --max-upload).
+ * splitter for uploaded bodies (held whole in memory, bounded by --max-upload). The
+ * connection-free ones are declared in http.h.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -310,8 +311,8 @@ const char *sniff_ext(const unsigned char *b, size_t n)
     return NULL;
 }
 
-/* Value of parameter `key` in a header such as `form-data; name="x"; filename="y"`. */
-static void header_param(const char *h, size_t hl, const char *key, char *out, size_t outn)
+/* Value of parameter `key` in a header such as `form-data; name="x"; filename="y"` (http.h). */
+void header_param(const char *h, size_t hl, const char *key, char *out, size_t outn)
 {
     out[0] = 0;
     size_t kl = strlen(key);

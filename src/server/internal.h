@@ -1,7 +1,7 @@
 /*
  * internal.h — what the server's files share: the server struct, a request's state, the
- * slot pool, the thumbnail cache, metrics, and small HTTP helpers (replies, parameters,
- * multipart bodies).
+ * slot pool, the thumbnail cache, metrics, and the request-bound HTTP helpers (replies,
+ * query parameters); the connection-free ones (percent-decoding, multipart) are in http.h.
  */
 #ifndef IMGSIM_SERVER_INTERNAL_H
 #define IMGSIM_SERVER_INTERNAL_H
@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "server/http.h"
 #include "server/server.h"
 
 /* ---- pool.c: worker slots */
@@ -110,10 +111,6 @@ enum MHD_Result reply_raw(req *r, int status, const char *type, char *body, size
 enum MHD_Result reply_json(req *r, int status, json_t *j);
 enum MHD_Result reply_error(req *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* imgsim status -> HTTP status for errors. */
-int http_status_of(imgsim_status s);
-/* Percent-decode (and '+' as space when `form`); NULL on bad escapes or NUL bytes. */
-char *url_decode(const char *s, size_t n, int form);
 /* Query parameter `key` decoded (caller frees), NULL when absent; *bad set on bad escape. */
 char *query_param(req *r, const char *key);
 /* Integer parameter in [lo, hi] (default when absent); -1 and a 400 reply when invalid. */
@@ -123,21 +120,6 @@ int query_int(req *r, const char *key, int def, int lo, int hi, int *out);
 int query_opts_parse(req *r, imgsim_query_opts *o, imgsim_where **w);
 void query_opts_clear(imgsim_where *w, int n);
 const char *header(req *r, const char *name);
-
-typedef struct part {
-    char name[64];
-    char filename[256];
-    char type[128];
-    const char *data;
-    size_t len;
-} part;
-/* Split a multipart/form-data body (boundary from the Content-Type). -1 if malformed. */
-int multipart_parse(const char *ctype, const char *body, size_t len, part *parts, int max,
-                    int *n);
-/* Is `type` (a Content-Type, parameters allowed) an image type we decode? */
-int is_image_type(const char *type);
-/* Lower-case extension for sniffed image bytes ("jpg", ...), NULL if unknown. */
-const char *sniff_ext(const unsigned char *b, size_t n);
 
 /* ---- api_*.c handlers: each sends exactly one reply */
 json_t *item_json(const imgsim_item *it);
@@ -158,7 +140,5 @@ enum MHD_Result api_image(req *r);
 enum MHD_Result api_metrics(req *r);
 enum MHD_Result serve_asset(req *r);
 enum MHD_Result reply_overloaded(req *r);
-/* 1 when `s` is valid UTF-8 (JSON strings must be). */
-int utf8_valid(const char *s);
 
 #endif
