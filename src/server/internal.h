@@ -1,7 +1,8 @@
 /*
  * internal.h — what the server's files share: the server struct, a request's state, the
- * slot pool, the thumbnail cache, metrics, and the request-bound HTTP helpers (replies,
- * query parameters); the connection-free ones (percent-decoding, multipart) are in http.h.
+ * slot pool, the thumbnail cache, and the request-bound HTTP helpers (replies,
+ * query parameters); the connection-free ones (percent-decoding, multipart) are in http.h,
+ * the counters in metrics.h.
  */
 #ifndef IMGSIM_SERVER_INTERNAL_H
 #define IMGSIM_SERVER_INTERNAL_H
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "server/http.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 /* ---- pool.c: worker slots */
@@ -51,24 +53,11 @@ typedef struct thumbs {
 void thumbs_init(thumbs *t, size_t max_bytes);
 void thumbs_free(thumbs *t);
 
-/* ---- metrics.c */
+/* ---- server.c: routes (metrics labels in this order) */
 enum route {
     R_NONE = 0, R_INDEX, R_STATIC, R_HEALTHZ, R_METRICS, R_STATS, R_LABELS, R_RANDOM, R_SEARCH,
     R_ITEM, R_SIMILAR, R_IMAGE, R_ADD, R_DELETE, R_COUNT
 };
-#define NBUCKETS 12
-typedef struct metrics {
-    pthread_mutex_t mu;
-    unsigned long long req[R_COUNT][16];     /* by route and status index */
-    unsigned long long hist[R_COUNT][NBUCKETS + 1];
-    double sum[R_COUNT];
-    unsigned long long count[R_COUNT];
-} metrics;
-
-void metrics_init(metrics *m);
-void metrics_free(metrics *m);
-void metrics_record(metrics *m, int route, int status, double seconds);
-const char *route_name(int route);
 
 /* ---- server.c */
 struct server {
@@ -128,6 +117,7 @@ char *image_url(const char *id);
 enum MHD_Result reply_results(req *r, const imgsim_results *res, const imgsim_query_opts *o,
                               const char *id);
 double ms_since(const struct timespec *t0);
+enum MHD_Result api_healthz(req *r);
 enum MHD_Result api_stats(req *r);
 enum MHD_Result api_labels(req *r);
 enum MHD_Result api_random(req *r);

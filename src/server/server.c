@@ -128,14 +128,8 @@ static enum MHD_Result dispatch(req *r)
     case R_INDEX:
     case R_STATIC:
         return serve_asset(r);
-    case R_HEALTHZ: {
-        json_t *j = json_object();
-        if (!j)
-            return reply_error(r, 500, "out of memory");
-        json_object_set_new(j, "status", json_string("ok"));
-        json_object_set_new(j, "items", json_integer((json_int_t)srv_items(s)));
-        return reply_json(r, 200, j);
-    }
+    case R_HEALTHZ:
+        return api_healthz(r);
     case R_METRICS:
         return api_metrics(r);
     case R_STATS:
@@ -330,7 +324,10 @@ imgsim_status srv_start(const srv_opts *o, server **out, imgsim_error *err)
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->meta_mu, NULL);
     thumbs_init(&s->thumbs, s->o.thumb_cache);
-    metrics_init(&s->metrics);
+    static const char *const labels[R_COUNT] = {
+        "other", "index", "static", "healthz", "metrics", "stats",  "labels",
+        "random", "search", "item", "similar", "image", "add", "delete"};
+    metrics_init(&s->metrics, labels, R_COUNT);
     pthread_mutex_init(&s->pool.mu, NULL); /* pool_free is safe even if pool_init never ran */
     pthread_cond_init(&s->pool.cv, NULL);
     atomic_init(&s->inflight, 0);
