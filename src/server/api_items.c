@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "query/json.h"
 #include "server/internal.h"
 
 char *image_url(const char *id)
@@ -34,21 +35,17 @@ char *image_url(const char *id)
 
 json_t *item_json(const imgsim_item *it)
 {
-    json_t *j = json_object();
+    json_t *j = json_object(), *meta = item_metadata_json(it);
     char *url = image_url(it->id);
-    if (!j || !url) {
+    if (!j || !meta || !url) {
         json_decref(j);
+        json_decref(meta);
         free(url);
         return NULL;
     }
-    json_t *meta = it->meta_json ? json_loads(it->meta_json, 0, NULL) : NULL;
-    if (meta && !json_is_object(meta)) {
-        json_decref(meta);
-        meta = NULL;
-    }
     json_object_set_new(j, "id", json_string(it->id));
     json_object_set_new(j, "label", it->label ? json_string(it->label) : json_null());
-    json_object_set_new(j, "metadata", meta ? meta : json_object());
+    json_object_set_new(j, "metadata", meta);
     json_object_set_new(j, "width", json_integer(it->width));
     json_object_set_new(j, "height", json_integer(it->height));
     json_object_set_new(j, "image_url", json_string(url));
