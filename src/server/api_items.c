@@ -14,29 +14,10 @@
 #include "query/json.h"
 #include "server/internal.h"
 
-char *image_url(const char *id)
-{
-    static const char keep[] = "-_.!~*'()";
-    size_t n = strlen(id);
-    char *o = malloc(n * 3 + 32), *p = o;
-    if (!o)
-        return NULL;
-    p += sprintf(p, "/api/items/");
-    for (const unsigned char *c = (const unsigned char *)id; *c; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-            strchr(keep, *c))
-            *p++ = (char)*c;
-        else
-            p += sprintf(p, "%%%02X", *c);
-    }
-    strcpy(p, "/image");
-    return o;
-}
-
 json_t *item_json(const imgsim_item *it)
 {
     json_t *j = json_object(), *meta = item_metadata_json(it);
-    char *url = image_url(it->id);
+    char *url = route_url("image", it->id);
     if (!j || !meta || !url) {
         json_decref(j);
         json_decref(meta);

@@ -22,7 +22,7 @@ double ms_since(const struct timespec *t0)
 static int add_image_url(json_t *hit, const imgsim_item *it, void *user)
 {
     (void)user;
-    char *url = image_url(it->id);
+    char *url = route_url("image", it->id);
     int rc = url ? json_object_set_new(hit, "image_url", json_string(url)) : -1;
     free(url);
     return rc;

@@ -1,8 +1,9 @@
 /*
- * http.c — small HTTP helpers for the handlers: queueing replies (JSON and errors), mapping
- * library errors to statuses, percent-decoding, query parameters, and a multipart/form-data
- * splitter for uploaded bodies (held whole in memory, bounded by --max-upload). The
- * connection-free ones are declared in http.h.
+ * http.c — small HTTP helpers for the handlers: queueing replies (JSON and errors, the
+ * Allow header of a 405 from the route table), mapping library errors to statuses,
+ * percent-decoding, query parameters, and a multipart/form-data splitter for uploaded
+ * bodies (held whole in memory, bounded by --max-upload). The connection-free ones are
+ * declared in http.h.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -25,16 +26,9 @@ enum MHD_Result reply_raw(req *r, int status, const char *type, char *body, size
         MHD_add_response_header(resp, "Content-Type", type);
     if (status == 503)
         MHD_add_response_header(resp, "Retry-After", "1");
-    if (status == 405) {
-        const char *allow;
-        if (r->route == R_SEARCH)
-            allow = "POST";
-        else if (r->route == R_ADD)
-            allow = "POST";
-        else if (r->route == R_ITEM)
-            allow = "GET, HEAD, DELETE";
-        else
-            allow = "GET, HEAD";
+    if (status == 405 && r->rt) {
+        char allow[64];
+        route_allow(r->rt, allow, sizeof allow);
         MHD_add_response_header(resp, "Allow", allow);
     }
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
