@@ -1,22 +1,36 @@
 # Makefile — builds libimgsim, the imgsim CLI, tests, benchmarks and fuzzers.
 #
-#   make run      install Debian deps, build, install the default model, run the main job
-#   make test     install Debian deps, build release + ASan/UBSan, run every test under ASan
-#   make quality  slow quality report (Wang-1k leave-one-out P@10 for every model)
+#   make run      install what running needs, build, install the default model, run the main job
+#   make test     install what the tests need, build release + ASan/UBSan, run every test under ASan
+#   make check T=index/test_hnsw   build and run one test (C test or tests/**/*.sh; T=a,b for more)
+#   make quality  slow quality report (Wang-1k leave-one-out P@10 for every model, three collections)
 #   make bench    speed benchmarks against named peers (see bench/); bench-search: collections only;
-#                 bench-onnx: ONNX models against ONNX Runtime
+#                 bench-onnx: ONNX models against ONNX Runtime; bench-ann: HNSW against hnswlib
 #   make fuzz     libFuzzer targets (clang) under build/fuzz/
+#   make release / asan    just build (no package installation); V=1 shows every command
 #
-# Two build variants live side by side: build/release (-O2) and build/asan (ASan + UBSan).
+# The entry points that install packages (run, test, quality, bench*, fuzz) first run
+# scripts/deps.sh for their tier, then build in a second make process, so the pkg-config flags
+# are computed after the -dev packages are there. Two build variants live side by side:
+# build/release (-O2; the library and the binary) and build/asan (ASan + UBSan; also the tests).
 
 SHARED ?= $(abspath ../shared)
 export IMGSIM_SHARED := $(SHARED)
 
+Q := $(if $(V),,@)
+SUBMAKE = $(Q)$(MAKE) --no-print-directory
+
 PKGS    := vips libcurl jansson sqlite3 openblas lapacke libmicrohttpd
 CC      ?= cc
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -D_GNU_SOURCE
-INC     := -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lXNNPACK -lpthreadpool -lm -lpthread
+
+# pkg-config, run once on first use (lazily: a target that installs the packages runs before it)
+pkgconf = $(or $(shell pkg-config $(1) $(PKGS) 2>/dev/null),$(error pkg-config cannot find \
+    $(PKGS): the -dev packages are missing; run 'scripts/deps.sh run' (or make run / make test)))
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkgconf,--cflags))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(call pkgconf,--libs))$(PKG_LIBS)
+INC      = -Iinclude -Isrc $(PKG_CFLAGS)
+LIBS     = $(PKG_LIBS) -lXNNPACK -lpthreadpool -lm -lpthread
 TESTLIBS:= -lcmocka
 
 REL_FLAGS  := -O2 -g -DNDEBUG
@@ -27,40 +41,43 @@ CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
 TEST_SRC := $(shell find tests -name 'test_*.c' | sort)
 TEST_HELP:= $(shell find tests -name '*.c' ! -name 'test_*.c' | sort)
 BENCH_SRC:= $(shell find bench -name '*.c' | sort)
-HDRS     := $(shell find include src tests -name '*.h')
 
-.PHONY: all deps run test test-only quality bench bench-search bench-onnx fuzz clean release asan
+.PHONY: all deps run test test-only check quality bench bench-search bench-onnx bench-ann fuzz \
+        clean release asan
+.SECONDARY:
 
 all: release
 
 deps:
-	@scripts/deps.sh
+	$(Q)scripts/deps.sh all
 
+# One build variant: objects (with their header dependencies, -MMD -MP), the library, the
+# binary, the test and bench programs. $(1) = name, $(2) = flags.
 define variant
-build/$(1)/obj/%.o: %.c $(HDRS) Makefile
+build/$(1)/obj/%.o: %.c Makefile
 	@mkdir -p $$(dir $$@)
-	@echo "CC $(1) $$<"
-	@$$(CC) $$(WARN) $(2) $$(INC) -c $$< -o $$@
+	@$$(if $$(V),,echo "CC $(1) $$<")
+	$$(Q)$$(CC) $$(WARN) $(2) $$(INC) -MMD -MP -c $$< -o $$@
 
 build/$(1)/libimgsim.a: $$(patsubst %.c,build/$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@
-	@ar rcs $$@ $$^
+	$$(Q)ar rcs $$@ $$^
 
 build/$(1)/imgsim: $$(patsubst %.c,build/$(1)/obj/%.o,$$(CLI_SRC)) build/$(1)/libimgsim.a
-	@echo "LD $(1) $$@"
-	@$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+	@$$(if $$(V),,echo "LD $(1) $$@")
+	$$(Q)$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 
 build/$(1)/tests/%: build/$(1)/obj/tests/%.o $$(patsubst %.c,build/$(1)/obj/%.o,$$(TEST_HELP)) build/$(1)/libimgsim.a
 	@mkdir -p $$(dir $$@)
-	@echo "LD $(1) $$@"
-	@$$(CC) $(2) -o $$@ $$^ $$(LIBS) $$(TESTLIBS)
+	@$$(if $$(V),,echo "LD $(1) $$@")
+	$$(Q)$$(CC) $(2) -o $$@ $$^ $$(LIBS) $$(TESTLIBS)
 
 build/$(1)/bench/%: build/$(1)/obj/bench/%.o build/$(1)/libimgsim.a
 	@mkdir -p $$(dir $$@)
-	@echo "LD $(1) $$@"
-	@$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+	@$$(if $$(V),,echo "LD $(1) $$@")
+	$$(Q)$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 
-$(1): build/$(1)/imgsim $$(patsubst tests/%.c,build/$(1)/tests/%,$$(TEST_SRC))
+-include $$(shell find build/$(1)/obj -name '*.d' 2>/dev/null)
 endef
 
 # The web page (web/) embedded in the binary for `imgsim serve`: regenerated when a file in
@@ -68,47 +85,75 @@ endef
 WEB_FILES := $(shell find web -type f ! -name '.*' 2>/dev/null | sort)
 build/gen/web_assets.c: scripts/embed_web.py $(WEB_FILES) $(wildcard web)
 	@mkdir -p build/gen
-	@echo "GEN $@"
-	@/usr/bin/python3 scripts/embed_web.py web $@
+	@$(if $(V),,echo "GEN $@")
+	$(Q)/usr/bin/python3 scripts/embed_web.py web $@
 
 $(eval $(call variant,release,$(REL_FLAGS)))
 $(eval $(call variant,asan,$(ASAN_FLAGS)))
 
-run: deps release
-	@scripts/run_main.sh
+ASAN_TESTS := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_SRC))
+BENCH_BINS := $(patsubst bench/%.c,build/release/bench/%,$(BENCH_SRC))
+
+release: build/release/imgsim
+asan: build/asan/imgsim $(ASAN_TESTS)
+
+run:
+	$(Q)scripts/deps.sh run
+	$(SUBMAKE) release
+	$(Q)scripts/run_main.sh
 
 # The test command of the README: deps, both builds, every test under ASan+UBSan.
-test: deps
-	$(MAKE) release asan
-	@scripts/run_tests.sh build/asan
+test:
+	$(Q)scripts/deps.sh test
+	$(SUBMAKE) release asan
+	$(Q)scripts/run_tests.sh build/asan
 
 test-only: release asan
-	@scripts/run_tests.sh build/asan
+	$(Q)scripts/run_tests.sh build/asan
 
-quality: deps release
-	@scripts/quality.sh
-	@scripts/quality_collections.sh
+# One test (or a comma-separated few), by its path under tests/ without .c:
+#   make check T=index/test_hnsw     make check T=cli/test_ann.sh,core/test_strmap
+comma := ,
+check_names := $(subst $(comma), ,$(T))
+check: build/asan/imgsim $(foreach t,$(check_names),$(if $(filter %.sh,$(t)),,build/asan/tests/$(t)))
+	$(if $(T),,$(error name a test: make check T=index/test_hnsw))
+	$(Q)scripts/run_tests.sh build/asan $(check_names)
 
-bench: deps release $(patsubst bench/%.c,build/release/bench/%,$(BENCH_SRC))
-	@scripts/bench.sh
-	@scripts/bench_search.sh
-	@bench/http.sh
+quality:
+	$(Q)scripts/deps.sh run
+	$(SUBMAKE) release
+	$(Q)scripts/quality.sh
+	$(Q)scripts/quality_collections.sh
 
-bench-search: deps release build/release/bench/search
-	@scripts/bench_search.sh
+bench:
+	$(Q)scripts/deps.sh bench
+	$(SUBMAKE) release $(BENCH_BINS)
+	$(Q)scripts/bench.sh
+	$(Q)scripts/bench_search.sh
+	$(Q)bench/http.sh
+
+bench-search:
+	$(Q)scripts/deps.sh bench
+	$(SUBMAKE) release build/release/bench/search
+	$(Q)scripts/bench_search.sh
 
 # imgsim's HNSW against hnswlib on the Myntra vectors (ANN_DERIVED=1: also 1M x 256); docs/ANN.md
-.PHONY: bench-ann
-bench-ann: deps release build/release/bench/ann
-	@bench/ann.sh
+bench-ann:
+	$(Q)scripts/deps.sh bench
+	$(SUBMAKE) release build/release/bench/ann
+	$(Q)bench/ann.sh
 
 # ONNX models (random-weight ResNet-50/VGG16/MobileNetV2/EfficientNet-B0 + the int8 zoo
 # MobileNetV2) against ONNX Runtime, same run (docs/ONNX.md).
-bench-onnx: deps release build/release/bench/embed
-	@bench/onnx.sh
+bench-onnx:
+	$(Q)scripts/deps.sh bench
+	$(SUBMAKE) release build/release/bench/embed
+	$(Q)bench/onnx.sh
 
 fuzz:
-	@scripts/fuzz.sh $(FUZZ_SECONDS)
+	$(Q)scripts/deps.sh fuzz
+	$(SUBMAKE) release build/release/bench/ann
+	$(Q)IMGSIM_PKGS="$(PKGS)" scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build

@@ -20,7 +20,7 @@ CONNS=${BENCH_CONNECTIONS:-32}
 DIR=${BENCH_DIR:-$ROOT/build/bench/http}
 DATA=$DIR/data
 [ -x "$BIN" ] || { echo "http.sh: no imgsim binary at $BIN (make release)" >&2; exit 1; }
-command -v wrk > /dev/null || "$ROOT/scripts/deps_web.sh" bench
+command -v wrk > /dev/null || "$ROOT/scripts/deps.sh" bench
 command -v wrk > /dev/null || { echo "http.sh: wrk is missing" >&2; exit 1; }
 mkdir -p "$DIR" "$DATA"
 

@@ -22,7 +22,7 @@ B=build/release/bench/embed
 data=build/data; mkdir -p "$data" build/bench
 [ -f "$data/wang1k/labels.csv" ] || tar -xzf "$shared/data/wang1k.tar.gz" -C "$data"
 if ! (cd bench/ort && node -e "require('onnxruntime-node')") > /dev/null 2>&1; then
-    (cd bench/ort && npm install --ignore-scripts --no-audit --no-fund > /dev/null 2>&1) \
+    (cd bench/ort && npm ci --ignore-scripts --no-audit --no-fund > /dev/null 2>&1) \
         || { echo "bench/onnx.sh: onnxruntime-node unavailable (cd bench/ort && npm install --ignore-scripts)"; exit 1; }
 fi
 

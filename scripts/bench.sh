@@ -15,7 +15,7 @@ data=build/data; mkdir -p "$data" build/bench
 find "$data/wang1k/images" -name '*.jpg' | sort > build/bench/wang1k.list
 find "$data/myntra/images" -name '*.jpg' | sort | awk 'NR <= 3000' > build/bench/myntra3k.list
 if [ ! -d bench/ort/node_modules/onnxruntime-node ]; then
-    (cd bench/ort && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) || echo "bench: onnxruntime-node unavailable"
+    (cd bench/ort && npm ci --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) || echo "bench: onnxruntime-node unavailable"
 fi
 b=build/release/bench/embed
 export IMGSIM_MODEL_DIR=${IMGSIM_MODEL_DIR:-$(pwd)/build/models}

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 secs=${1:-${FUZZ_SECONDS:-60}}
 shared=${IMGSIM_SHARED:-$(pwd)/../shared}
 out=build/fuzz; mkdir -p "$out"
-flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config --cflags vips jansson sqlite3 openblas)"
+pkgs=${IMGSIM_PKGS:?run through make fuzz (the Makefile names the pkg-config packages)}
+flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config --cflags $pkgs)"
 libsrc=$(find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/server/*' | sort)
-libs="$(pkg-config --libs vips jansson libcurl sqlite3 openblas lapacke) -lXNNPACK -lpthreadpool -lm -lpthread"
+libs="$(pkg-config --libs $pkgs) -lXNNPACK -lpthreadpool -lm -lpthread"
 for t in ${FUZZ_TARGETS:-fuzz/fuzz_*.c}; do
     name=$(basename "$t" .c)
     mkdir -p "$out/bin"
@@ -17,7 +18,7 @@ for t in ${FUZZ_TARGETS:-fuzz/fuzz_*.c}; do
     corpus="$out/$name/corpus"; mkdir -p "$corpus"
     case $name in
     fuzz_tflite) cp "$shared"/models/*.tflite "$corpus"/ 2>/dev/null || true ;;
-    fuzz_hnsw_open) make -s build/release/bench/ann && build/release/bench/ann seeds "$corpus" >/dev/null 2>&1 || true ;;
+    fuzz_hnsw_open) build/release/bench/ann seeds "$corpus" >/dev/null 2>&1 || true ;;
     fuzz_onnx) /usr/bin/python3 fuzz/onnx_seeds.py "$shared/models/mobilenetv2-12-int8.onnx" "$corpus" || true ;;
     fuzz_decode) # a few small real JPEGs, and PNG/GIF/WebP/TIFF versions of one of them
         data=${IMGSIM_DATA:-build/data}

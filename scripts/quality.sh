@@ -89,8 +89,7 @@ ort_model=$shared/models/mobilenetv2-12-int8.onnx
 if [ "${IMGSIM_QUALITY_NO_ORT:-0}" != 1 ] && command -v node > /dev/null && [ -f "$ort_model" ]; then
     if [ ! -d bench/ort/node_modules/onnxruntime-node ] && command -v npm > /dev/null; then
         echo "== npm install (bench/ort, --ignore-scripts)"
-        (cd bench/ort && { [ -f package-lock.json ] && npm ci --ignore-scripts --no-audit --no-fund \
-            || npm install --ignore-scripts --no-audit --no-fund; }) > "$out/ort_npm.log" 2>&1 \
+        (cd bench/ort && npm ci --ignore-scripts --no-audit --no-fund) > "$out/ort_npm.log" 2>&1 \
             || echo "quality: npm install failed (see $out/ort_npm.log)" >&2
     fi
     name="ort_mobilenetv2_int8"

@@ -4,7 +4,9 @@
 #ifndef IMGSIM_CLI_CLI_H
 #define IMGSIM_CLI_CLI_H
 
+#include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "imgsim.h"
 
@@ -45,6 +47,15 @@ const char *cli_db_dir(const char *given);
  * Prints the error and returns -1 on failure. */
 int cli_open_collection(const char *cmd, const char *dir, int mode, cli_model_args *a,
                         imgsim_db **db, imgsim_model **m);
+
+/* A new JSON object {"path": path} for one line of --json / jsonl output; NULL (after a
+ * message naming the file) when the path is not UTF-8, which JSON cannot carry, or memory
+ * runs out. */
+json_t *cli_json_path_object(const char *cmd, const char *path);
+
+/* Write `j` to f with jansson's dump `flags` and a newline, then release it; `j` NULL means
+ * building it ran out of memory. -1 after a message on failure. */
+int cli_json_print(const char *cmd, FILE *f, json_t *j, size_t flags);
 
 /* Parse "COL=VALUE" into w (pointing into s). -1 and a message when malformed. */
 int cli_parse_where(const char *cmd, char *s, imgsim_where *w);

@@ -28,18 +28,39 @@ typedef struct cls_state {
     size_t failed;
 } cls_state;
 
-static void json_str(const char *s)
+/* The class's label, or "class N" in buf when the model has none. */
+static const char *class_label(const cls_state *s, int c, char *buf, size_t n)
 {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            putchar('\\');
-        if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
+    const char *name = imgsim_model_class_name(s->m, c);
+    if (name)
+        return name;
+    snprintf(buf, n, "class %d", c);
+    return buf;
+}
+
+/* {"path": ..., "classes": [{"class", "label", "score"}, ...]} on one line. */
+static int print_json(const cls_state *s, const imgsim_result *r, const int *best, int top)
+{
+    json_t *o = cli_json_path_object("classify", r->source);
+    if (!o)
+        return -1;
+    json_t *arr = json_array();
+    int bad = json_object_set_new(o, "classes", arr) < 0;
+    for (int t = 0; !bad && t < top; t++) {
+        char buf[32];
+        const char *name = class_label(s, best[t], buf, sizeof buf);
+        json_t *c = json_object();
+        bad = json_array_append_new(arr, c) < 0 ||
+              json_object_set_new(c, "class", json_integer(best[t])) < 0 ||
+              json_object_set_new(c, "label", json_string(name)) < 0 ||
+              json_object_set_new(c, "score", json_real((double)r->probs[best[t]])) < 0;
     }
-    putchar('"');
+    if (bad) {
+        json_decref(o);
+        o = NULL;
+    }
+    return cli_json_print("classify", stdout, o,
+                          JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(5));
 }
 
 static int on_result(void *user, const imgsim_result *r)
@@ -64,26 +85,16 @@ static int on_result(void *user, const imgsim_result *r)
         best[t] = b;
     }
     if (s->json) {
-        printf("{\"path\":");
-        json_str(r->source);
-        printf(",\"classes\":[");
-    } else {
-        printf("%s\n", r->source);
+        if (print_json(s, r, best, top) < 0)
+            s->failed++;
+        return 0;
     }
+    printf("%s\n", r->source);
     for (int t = 0; t < top; t++) {
-        const char *name = imgsim_model_class_name(s->m, best[t]);
-        char idx[32];
-        snprintf(idx, sizeof idx, "class %d", best[t]);
-        if (s->json) {
-            printf("%s{\"class\":%d,\"label\":", t ? "," : "", best[t]);
-            json_str(name ? name : idx);
-            printf(",\"score\":%.5f}", (double)r->probs[best[t]]);
-        } else {
-            printf("  %.3f  %s\n", (double)r->probs[best[t]], name ? name : idx);
-        }
+        char buf[32];
+        const char *name = class_label(s, best[t], buf, sizeof buf);
+        printf("  %.3f  %s\n", (double)r->probs[best[t]], name);
     }
-    if (s->json)
-        printf("]}\n");
     return 0;
 }
 

@@ -45,19 +45,22 @@ static int on_result(void *user, const imgsim_result *r)
         return 0;
     }
     if (s->jsonl) {
-        fputs("{\"path\":\"", s->jsonl);
-        for (const char *c = r->source; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                fputc('\\', s->jsonl);
-            if ((unsigned char)*c < 0x20)
-                fprintf(s->jsonl, "\\u%04x", *c);
-            else
-                fputc(*c, s->jsonl);
+        json_t *o = cli_json_path_object("embed", r->source);
+        if (!o) {
+            s->failed++; /* reported */
+            return 0;
         }
-        fputs("\",\"vector\":[", s->jsonl);
-        for (int i = 0; i < s->dim; i++)
-            fprintf(s->jsonl, "%s%.7g", i ? "," : "", (double)r->vec[i]);
-        fputs("]}\n", s->jsonl);
+        json_t *v = json_array();
+        int bad = json_object_set_new(o, "vector", v) < 0;
+        for (int i = 0; !bad && i < s->dim; i++)
+            bad = json_array_append_new(v, json_real((double)r->vec[i])) < 0;
+        if (bad) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (cli_json_print("embed", s->jsonl, o,
+                           JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7)) < 0)
+            return 1;
         s->nrows++;
         return 0;
     }

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "query/json.h"
 
 static void usage(FILE *f)
 {
@@ -31,11 +32,6 @@ static void usage(FILE *f)
             IMGSIM_ANN_AUTO_ROWS);
 }
 
-static const char *how(const imgsim_results *r)
-{
-    return r->from_table ? "table" : r->from_ann ? "hnsw" : "exact";
-}
-
 static double ms_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -43,50 +39,17 @@ static double ms_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-6;
 }
 
-static void print_json(const char *image, const char *id, const imgsim_query_opts *o,
-                       const imgsim_results *r, double ms)
+/* The SEARCH JSON (src/query/json.c) with the CLI's fields: the query image, ranks and
+ * sources. -1 after a message on failure. */
+static int print_json(const char *image, const char *id, const imgsim_query_opts *o,
+                      const imgsim_results *r, double ms)
 {
-    json_t *root = json_object(), *q = json_object(), *arr = json_array();
-    if (!root || !q || !arr) {
-        fprintf(stderr, "imgsim query: out of memory\n");
-        json_decref(root), json_decref(q), json_decref(arr);
-        return;
-    }
-    if (image)
-        json_object_set_new(q, "image", json_string(image));
-    if (id)
-        json_object_set_new(q, "id", json_string(id));
-    json_object_set_new(q, "k", json_integer(o->k));
-    json_object_set_new(q, "metric", json_string(imgsim_metric_name(o->metric)));
-    if (r->predicted_label) {
-        json_object_set_new(q, "predicted_label", json_string(r->predicted_label));
-        json_object_set_new(q, "votes", json_integer(r->votes));
-        json_object_set_new(q, "voters", json_integer(r->voters));
-    }
-    json_object_set_new(q, "from_table", json_boolean(r->from_table));
-    json_object_set_new(q, "search", json_string(how(r)));
-    if (o->ef)
-        json_object_set_new(q, "ef", json_integer(o->ef));
-    if (r->note)
-        json_object_set_new(q, "note", json_string(r->note));
-    for (int i = 0; i < r->n; i++) {
-        const imgsim_item *it = &r->hits[i].item;
-        json_t *h = json_object();
-        json_object_set_new(h, "rank", json_integer(i + 1));
-        json_object_set_new(h, "score", json_real(r->hits[i].score));
-        json_object_set_new(h, "id", json_string(it->id));
-        json_object_set_new(h, "label", it->label ? json_string(it->label) : json_null());
-        json_object_set_new(h, "source", json_string(it->source));
-        json_t *meta = it->meta_json ? json_loads(it->meta_json, 0, NULL) : NULL;
-        json_object_set_new(h, "metadata", meta ? meta : json_object());
-        json_array_append_new(arr, h);
-    }
-    json_object_set_new(root, "query", q);
-    json_object_set_new(root, "results", arr);
-    json_object_set_new(root, "took_ms", json_real(ms));
-    json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    fputc('\n', stdout);
-    json_decref(root);
+    results_json_opts jo = {0};
+    jo.image = image;
+    jo.id = id;
+    jo.rank = jo.source = 1;
+    return cli_json_print("query", stdout, query_results_json(r, o, &jo, ms),
+                          JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 }
 
 static void print_table(const imgsim_results *r, const imgsim_query_opts *o)
@@ -233,7 +196,7 @@ int cmd_query(int argc, char **argv)
         if (r.note)
             fprintf(stderr, "imgsim query: note: %s\n", r.note);
         if (json)
-            print_json(image, id, &o, &r, ms);
+            rc = print_json(image, id, &o, &r, ms) < 0;
         else
             print_table(&r, &o);
     }

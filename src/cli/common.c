@@ -1,5 +1,6 @@
 /*
- * common.c — option parsing and error printing shared by the imgsim subcommands.
+ * common.c — option parsing, error printing and JSON-lines output shared by the imgsim
+ * subcommands.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,4 +250,38 @@ int cli_parse_where(const char *cmd, char *s, imgsim_where *w)
     w->column = s;
     w->value = eq + 1;
     return 0;
+}
+
+json_t *cli_json_path_object(const char *cmd, const char *path)
+{
+    json_t *p = json_string(path);
+    if (!p) {
+        /* json_string refuses bytes that are not UTF-8; the unchecked variant tells that
+         * apart from running out of memory */
+        json_t *raw = json_string_nocheck(path);
+        fprintf(stderr, "imgsim %s: %s: %s\n", cmd, path,
+                raw ? "the path is not UTF-8, so it cannot be written as JSON" : "out of memory");
+        json_decref(raw);
+        return NULL;
+    }
+    json_t *o = json_object();
+    if (json_object_set_new(o, "path", p) < 0) {
+        json_decref(o);
+        fprintf(stderr, "imgsim %s: out of memory\n", cmd);
+        return NULL;
+    }
+    return o;
+}
+
+int cli_json_print(const char *cmd, FILE *f, json_t *j, size_t flags)
+{
+    int rc = -1;
+    if (!j)
+        fprintf(stderr, "imgsim %s: out of memory\n", cmd);
+    else if (json_dumpf(j, f, flags) < 0 || fputc('\n', f) == EOF)
+        fprintf(stderr, "imgsim %s: write error\n", cmd);
+    else
+        rc = 0;
+    json_decref(j);
+    return rc;
 }

@@ -11,44 +11,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "query/json.h"
 #include "server/internal.h"
-
-char *image_url(const char *id)
-{
-    static const char keep[] = "-_.!~*'()";
-    size_t n = strlen(id);
-    char *o = malloc(n * 3 + 32), *p = o;
-    if (!o)
-        return NULL;
-    p += sprintf(p, "/api/items/");
-    for (const unsigned char *c = (const unsigned char *)id; *c; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-            strchr(keep, *c))
-            *p++ = (char)*c;
-        else
-            p += sprintf(p, "%%%02X", *c);
-    }
-    strcpy(p, "/image");
-    return o;
-}
 
 json_t *item_json(const imgsim_item *it)
 {
-    json_t *j = json_object();
-    char *url = image_url(it->id);
-    if (!j || !url) {
+    json_t *j = json_object(), *meta = item_metadata_json(it);
+    char *url = route_url("image", it->id);
+    if (!j || !meta || !url) {
         json_decref(j);
+        json_decref(meta);
         free(url);
         return NULL;
     }
-    json_t *meta = it->meta_json ? json_loads(it->meta_json, 0, NULL) : NULL;
-    if (meta && !json_is_object(meta)) {
-        json_decref(meta);
-        meta = NULL;
-    }
     json_object_set_new(j, "id", json_string(it->id));
     json_object_set_new(j, "label", it->label ? json_string(it->label) : json_null());
-    json_object_set_new(j, "metadata", meta ? meta : json_object());
+    json_object_set_new(j, "metadata", meta);
     json_object_set_new(j, "width", json_integer(it->width));
     json_object_set_new(j, "height", json_integer(it->height));
     json_object_set_new(j, "image_url", json_string(url));

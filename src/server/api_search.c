@@ -1,12 +1,14 @@
 /*
  * api_search.c — POST /api/search (raw image bytes, multipart field "image", or JSON
- * {"id": ...}) and GET /api/items/{id}/similar, both answering SEARCH JSON. Beyond the
- * common search parameters (http.c) they take exact=1, ann=1 and ef=N (the HNSW choice).
+ * {"id": ...}) and GET /api/items/{id}/similar, both answering SEARCH JSON (the schema of
+ * src/query/json.c, plus each hit's image_url). Beyond the common search parameters
+ * (http.c) they take exact=1, ann=1 and ef=N (the HNSW choice).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "query/json.h"
 #include "server/internal.h"
 
 double ms_since(const struct timespec *t0)
@@ -16,55 +18,24 @@ double ms_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-6;
 }
 
+/* The HTTP API's own field of a search hit: where its thumbnail is. */
+static int add_image_url(json_t *hit, const imgsim_item *it, void *user)
+{
+    (void)user;
+    char *url = route_url("image", it->id);
+    int rc = url ? json_object_set_new(hit, "image_url", json_string(url)) : -1;
+    free(url);
+    return rc;
+}
+
 enum MHD_Result reply_results(req *r, const imgsim_results *res, const imgsim_query_opts *o,
                               const char *id)
 {
-    json_t *root = json_object(), *q = json_object(), *arr = json_array();
-    if (!root || !q || !arr) {
-        json_decref(root), json_decref(q), json_decref(arr);
-        return reply_error(r, 500, "out of memory");
-    }
-    if (id)
-        json_object_set_new(q, "id", json_string(id));
-    json_object_set_new(q, "k", json_integer(o->k));
-    json_object_set_new(q, "metric", json_string(imgsim_metric_name(o->metric)));
-    if (res->predicted_label) {
-        json_object_set_new(q, "predicted_label", json_string(res->predicted_label));
-        json_object_set_new(q, "votes", json_integer(res->votes));
-        json_object_set_new(q, "voters", json_integer(res->voters));
-    }
-    json_object_set_new(q, "from_table", json_boolean(res->from_table));
-    json_object_set_new(q, "search", json_string(res->from_table ? "table"
-                                                 : res->from_ann  ? "hnsw"
-                                                                  : "exact"));
-    if (o->ef)
-        json_object_set_new(q, "ef", json_integer(o->ef));
-    if (res->note)
-        json_object_set_new(q, "note", json_string(res->note));
-    for (int i = 0; i < res->n; i++) {
-        const imgsim_item *it = &res->hits[i].item;
-        json_t *h = json_object();
-        char *url = image_url(it->id);
-        json_t *meta = it->meta_json ? json_loads(it->meta_json, 0, NULL) : NULL;
-        if (!h || !url) {
-            json_decref(h), json_decref(meta), free(url), json_decref(root), json_decref(q),
-                json_decref(arr);
-            return reply_error(r, 500, "out of memory");
-        }
-        json_object_set_new(h, "id", json_string(it->id));
-        json_object_set_new(h, "score", json_real(res->hits[i].score));
-        json_object_set_new(h, "label", it->label ? json_string(it->label) : json_null());
-        json_object_set_new(h, "metadata", json_is_object(meta) ? meta : json_object());
-        if (meta && !json_is_object(meta))
-            json_decref(meta);
-        json_object_set_new(h, "image_url", json_string(url));
-        free(url);
-        json_array_append_new(arr, h);
-    }
-    json_object_set_new(root, "query", q);
-    json_object_set_new(root, "results", arr);
-    json_object_set_new(root, "took_ms", json_real(ms_since(&r->t0)));
-    return reply_json(r, 200, root);
+    results_json_opts jo = {0};
+    jo.id = id;
+    jo.extra = add_image_url;
+    json_t *j = query_results_json(res, o, &jo, ms_since(&r->t0));
+    return j ? reply_json(r, 200, j) : reply_error(r, 500, "out of memory");
 }
 
 /* A boolean parameter: absent -> 0; 1/true/yes -> 1; 0/false/no/empty -> 0; else -1 (400). */

@@ -1,7 +1,9 @@
 /*
- * assets.c — GET / and GET /static/<name>: the web page's files, embedded in the binary
- * (build/gen/web_assets.c, generated from web/ by scripts/embed_web.py), with ETags and 304.
+ * assets.c — GET / (and /index.html) and GET /static/<name>: the web page's files,
+ * embedded in the binary (build/gen/web_assets.c, generated from web/ by
+ * scripts/embed_web.py), with ETags and 304.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "server/assets.h"
@@ -15,16 +17,9 @@ const web_asset *asset_find(const char *path)
     return NULL;
 }
 
-enum MHD_Result serve_asset(req *r)
+/* Reply with asset `a` (404 when NULL), or 304 when If-None-Match has its ETag. */
+static enum MHD_Result reply_asset(req *r, const web_asset *a)
 {
-    const char *p = r->path;
-    const web_asset *a = NULL;
-    if (!strcmp(p, "/") || !strcmp(p, "/index.html"))
-        a = asset_find("index.html");
-    else if (!strncmp(p, "/static/", 8) && !strstr(p, ".."))
-        /* web/static/x or web/x: whichever layout web/ uses */
-        if (!(a = asset_find(p + 1)))
-            a = asset_find(p + 8);
     if (!a)
         return reply_error(r, 404, "no such page");
     const char *inm = header(r, "If-None-Match");
@@ -41,4 +36,21 @@ enum MHD_Result serve_asset(req *r)
     MHD_destroy_response(resp);
     r->status = nm ? 304 : 200;
     return ok;
+}
+
+enum MHD_Result serve_index(req *r)
+{
+    return reply_asset(r, asset_find("index.html"));
+}
+
+enum MHD_Result serve_static(req *r)
+{
+    const web_asset *a = NULL;
+    char name[512];
+    const char *rest = r->rest ? r->rest : "";
+    /* web/static/x or web/x: whichever layout web/ uses */
+    if (!strstr(rest, "..") && snprintf(name, sizeof name, "static/%s", rest) < (int)sizeof name &&
+        !(a = asset_find(name)))
+        a = asset_find(rest);
+    return reply_asset(r, a);
 }

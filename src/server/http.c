@@ -1,7 +1,9 @@
 /*
- * http.c — small HTTP helpers for the handlers: queueing replies (JSON and errors), mapping
- * library errors to statuses, percent-decoding, query parameters, and a multipart/form-data
- * splitter for uploaded bodies (held whole in memory, bounded by --max-upload).
+ * http.c — small HTTP helpers for the handlers: queueing replies (JSON and errors, the
+ * Allow header of a 405 from the route table), mapping library errors to statuses,
+ * percent-decoding, query parameters, and a multipart/form-data splitter for uploaded
+ * bodies (held whole in memory, bounded by --max-upload). The connection-free ones are
+ * declared in http.h.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -24,16 +26,9 @@ enum MHD_Result reply_raw(req *r, int status, const char *type, char *body, size
         MHD_add_response_header(resp, "Content-Type", type);
     if (status == 503)
         MHD_add_response_header(resp, "Retry-After", "1");
-    if (status == 405) {
-        const char *allow;
-        if (r->route == R_SEARCH)
-            allow = "POST";
-        else if (r->route == R_ADD)
-            allow = "POST";
-        else if (r->route == R_ITEM)
-            allow = "GET, HEAD, DELETE";
-        else
-            allow = "GET, HEAD";
+    if (status == 405 && r->rt) {
+        char allow[64];
+        route_allow(r->rt, allow, sizeof allow);
         MHD_add_response_header(resp, "Allow", allow);
     }
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
@@ -313,8 +308,8 @@ const char *sniff_ext(const unsigned char *b, size_t n)
     return NULL;
 }
 
-/* Value of parameter `key` in a header such as `form-data; name="x"; filename="y"`. */
-static void header_param(const char *h, size_t hl, const char *key, char *out, size_t outn)
+/* Value of parameter `key` in a header such as `form-data; name="x"; filename="y"` (http.h). */
+void header_param(const char *h, size_t hl, const char *key, char *out, size_t outn)
 {
     out[0] = 0;
     size_t kl = strlen(key);

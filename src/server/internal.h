@@ -1,7 +1,8 @@
 /*
  * internal.h — what the server's files share: the server struct, a request's state, the
- * slot pool, the thumbnail cache, metrics, and small HTTP helpers (replies, parameters,
- * multipart bodies).
+ * route table's entries, the slot pool, the thumbnail cache, the request-bound HTTP helpers
+ * (replies, query parameters) and the handlers. Connection-free helpers are in http.h,
+ * counters in metrics.h.
  */
 #ifndef IMGSIM_SERVER_INTERNAL_H
 #define IMGSIM_SERVER_INTERNAL_H
@@ -12,6 +13,8 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "server/http.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 /* ---- pool.c: worker slots */
@@ -50,25 +53,6 @@ typedef struct thumbs {
 void thumbs_init(thumbs *t, size_t max_bytes);
 void thumbs_free(thumbs *t);
 
-/* ---- metrics.c */
-enum route {
-    R_NONE = 0, R_INDEX, R_STATIC, R_HEALTHZ, R_METRICS, R_STATS, R_LABELS, R_RANDOM, R_SEARCH,
-    R_ITEM, R_SIMILAR, R_IMAGE, R_ADD, R_DELETE, R_COUNT
-};
-#define NBUCKETS 12
-typedef struct metrics {
-    pthread_mutex_t mu;
-    unsigned long long req[R_COUNT][16];     /* by route and status index */
-    unsigned long long hist[R_COUNT][NBUCKETS + 1];
-    double sum[R_COUNT];
-    unsigned long long count[R_COUNT];
-} metrics;
-
-void metrics_init(metrics *m);
-void metrics_free(metrics *m);
-void metrics_record(metrics *m, int route, int status, double seconds);
-const char *route_name(int route);
-
 /* ---- server.c */
 struct server {
     srv_opts o;
@@ -81,6 +65,7 @@ struct server {
     pool pool;
     thumbs thumbs;
     metrics metrics;
+    const char *labels[METRICS_MAX_LABELS];  /* metrics labels: "other", then route names */
     pthread_mutex_t meta_mu;   /* guards meta_db: counts for /healthz and /metrics */
     imgsim_db *meta_db;
     pthread_mutex_t wmu;       /* guards wdb, the one writer (opened at the first write) */
@@ -88,20 +73,54 @@ struct server {
     atomic_int inflight;
 };
 
+typedef struct req req;
+
+/* ---- routes.c: the route table, the one place that knows paths and methods. It drives
+ * routing (404 / 405), the Allow header, HEAD (answered wherever GET is), the write-token
+ * rule, body limits and the metrics labels. */
+#define ROUTE_BODY_UPLOAD ((size_t)-1)  /* max_body: up to the server's --max-upload */
+typedef struct route {
+    const char *method;        /* "GET" also answers HEAD */
+    const char *pattern;       /* a literal path, or one with "{id}" (a percent-decoded,
+                                  non-empty, UTF-8 id, '/' allowed) or a final "*" (any rest) */
+    const char *name;          /* metrics label */
+    enum MHD_Result (*handler)(req *r);   /* sends exactly one reply */
+    int writes;                /* needs the write token */
+    size_t max_body;           /* 0: takes no body; ROUTE_BODY_UPLOAD; or bytes */
+} route;
+
+/* Route a request. 0: *rt is the entry; 1: the path is known but not for this method (*rt
+ * is the path's first entry, for the Allow header and the label); -1: no route (*rt NULL).
+ * For a match, *id is the decoded {id} (caller frees; NULL without one) and *rest the path
+ * after a "*" pattern's prefix. */
+int route_find(const char *method, const char *path, const route **rt, char **id,
+               const char **rest);
+/* "GET, HEAD, DELETE": the methods of the entries sharing rt's pattern. */
+void route_allow(const route *rt, char *out, size_t n);
+/* The metrics labels: "other" (no route), then each distinct route name in table order;
+ * returns how many (at most max). */
+int route_labels(const char **names, int max);
+/* rt's index in route_labels (0 for NULL). */
+int route_label(const route *rt);
+/* The URL of route `name` for item `id`: its pattern with {id} percent-encoded
+ * (encodeURIComponent); caller frees, NULL when out of memory or no such route. */
+char *route_url(const char *name, const char *id);
+
 /* One request's state (MHD's con_cls). */
-typedef struct req {
+struct req {
     server *s;
     struct MHD_Connection *conn;
     struct timespec t0;
     char *method, *path;       /* path as sent (still percent-encoded) */
-    int route;
-    char *id;                  /* decoded item id for /api/items/{id}... */
+    const route *rt;           /* NULL: no route */
+    char *id;                  /* decoded {id} of the route, or NULL */
+    const char *rest;          /* the path after a "*" route's prefix, or NULL */
     int status;                /* reply sent, 0 before */
     char *body;
     size_t len, cap;
     int too_big;
     size_t discarded;     /* body bytes thrown away after too_big */
-} req;
+};
 
 /* ---- http.c: replies and parsing */
 /* Queue a reply; `body` is owned (freed by MHD). Records r->status. */
@@ -110,10 +129,6 @@ enum MHD_Result reply_raw(req *r, int status, const char *type, char *body, size
 enum MHD_Result reply_json(req *r, int status, json_t *j);
 enum MHD_Result reply_error(req *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* imgsim status -> HTTP status for errors. */
-int http_status_of(imgsim_status s);
-/* Percent-decode (and '+' as space when `form`); NULL on bad escapes or NUL bytes. */
-char *url_decode(const char *s, size_t n, int form);
 /* Query parameter `key` decoded (caller frees), NULL when absent; *bad set on bad escape. */
 char *query_param(req *r, const char *key);
 /* Integer parameter in [lo, hi] (default when absent); -1 and a 400 reply when invalid. */
@@ -124,28 +139,13 @@ int query_opts_parse(req *r, imgsim_query_opts *o, imgsim_where **w);
 void query_opts_clear(imgsim_where *w, int n);
 const char *header(req *r, const char *name);
 
-typedef struct part {
-    char name[64];
-    char filename[256];
-    char type[128];
-    const char *data;
-    size_t len;
-} part;
-/* Split a multipart/form-data body (boundary from the Content-Type). -1 if malformed. */
-int multipart_parse(const char *ctype, const char *body, size_t len, part *parts, int max,
-                    int *n);
-/* Is `type` (a Content-Type, parameters allowed) an image type we decode? */
-int is_image_type(const char *type);
-/* Lower-case extension for sniffed image bytes ("jpg", ...), NULL if unknown. */
-const char *sniff_ext(const unsigned char *b, size_t n);
-
 /* ---- api_*.c handlers: each sends exactly one reply */
 json_t *item_json(const imgsim_item *it);
-char *image_url(const char *id);
 /* SEARCH reply from results; `id` is the query item or NULL. */
 enum MHD_Result reply_results(req *r, const imgsim_results *res, const imgsim_query_opts *o,
                               const char *id);
 double ms_since(const struct timespec *t0);
+enum MHD_Result api_healthz(req *r);
 enum MHD_Result api_stats(req *r);
 enum MHD_Result api_labels(req *r);
 enum MHD_Result api_random(req *r);
@@ -156,9 +156,8 @@ enum MHD_Result api_add(req *r);
 enum MHD_Result api_delete(req *r);
 enum MHD_Result api_image(req *r);
 enum MHD_Result api_metrics(req *r);
-enum MHD_Result serve_asset(req *r);
+enum MHD_Result serve_index(req *r);
+enum MHD_Result serve_static(req *r);
 enum MHD_Result reply_overloaded(req *r);
-/* 1 when `s` is valid UTF-8 (JSON strings must be). */
-int utf8_valid(const char *s);
 
 #endif

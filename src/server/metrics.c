@@ -1,51 +1,47 @@
 /*
- * metrics.c — request counters and latency histograms by route, and GET /metrics in the
- * Prometheus text format (requests, latencies, queue depth, busy slots, items).
+ * metrics.c — request counters and latency histograms by route label, rendered with the
+ * gauges it is handed (queue depth, busy slots, slots, items) in the Prometheus text format
+ * for GET /metrics.
  */
+#include "server/metrics.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/internal.h"
+static const int statuses[METRICS_NSTATUS - 1] = {200, 201, 304, 400, 401, 403,
+                                                  404, 405, 413, 415, 500, 503};
+#define NSTATUS (METRICS_NSTATUS - 1)
+static const double bounds[METRICS_NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                0.1,   0.25,   0.5,   1,    2.5,   10};
 
-static const int statuses[] = {200, 201, 304, 400, 401, 403, 404, 405, 413, 415, 500, 503};
-#define NSTATUS (int)(sizeof statuses / sizeof *statuses)
-static const double bounds[NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                        0.1,   0.25,   0.5,   1,    2.5,   10};
-static const char *const names[R_COUNT] = {"other",  "index",   "static", "healthz", "metrics",
-                                           "stats",  "labels",  "random", "search",  "item",
-                                           "similar", "image",  "add",    "delete"};
-
-const char *route_name(int route)
-{
-    return route >= 0 && route < R_COUNT ? names[route] : "other";
-}
-
-void metrics_init(metrics *m)
+void metrics_init(metrics *m, const char *const *labels, int n)
 {
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
+    m->labels = labels;
+    m->nlabels = n < METRICS_MAX_LABELS ? n : METRICS_MAX_LABELS;
 }
 
 void metrics_free(metrics *m) { pthread_mutex_destroy(&m->mu); }
 
-void metrics_record(metrics *m, int route, int status, double seconds)
+void metrics_record(metrics *m, int label, int status, double seconds)
 {
-    if (route < 0 || route >= R_COUNT)
-        route = R_NONE;
+    if (label < 0 || label >= m->nlabels)
+        label = 0;
     int si = NSTATUS; /* "other" status slot */
     for (int i = 0; i < NSTATUS; i++)
         if (statuses[i] == status)
             si = i;
     int b = 0;
-    while (b < NBUCKETS && seconds > bounds[b])
+    while (b < METRICS_NBUCKETS && seconds > bounds[b])
         b++;
     pthread_mutex_lock(&m->mu);
-    m->req[route][si]++;
-    m->hist[route][b]++;
-    m->sum[route] += seconds;
-    m->count[route]++;
+    m->req[label][si]++;
+    m->hist[label][b]++;
+    m->sum[label] += seconds;
+    m->count[label]++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -84,64 +80,69 @@ static void add(buf *b, const char *fmt, ...)
     }
 }
 
-enum MHD_Result api_metrics(req *r)
+char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len)
 {
-    server *s = r->s;
     buf b = {malloc(8192), 0, 8192, 0};
-    if (!b.p)
-        return reply_error(r, 500, "out of memory");
-    metrics snap;
-    pthread_mutex_lock(&s->metrics.mu);
-    memcpy(snap.req, s->metrics.req, sizeof snap.req);
-    memcpy(snap.hist, s->metrics.hist, sizeof snap.hist);
-    memcpy(snap.sum, s->metrics.sum, sizeof snap.sum);
-    memcpy(snap.count, s->metrics.count, sizeof snap.count);
-    pthread_mutex_unlock(&s->metrics.mu);
+    metrics *snap = malloc(sizeof *snap);
+    if (!b.p || !snap) {
+        free(b.p);
+        free(snap);
+        return NULL;
+    }
+    pthread_mutex_lock(&m->mu);
+    memcpy(snap->req, m->req, sizeof snap->req);
+    memcpy(snap->hist, m->hist, sizeof snap->hist);
+    memcpy(snap->sum, m->sum, sizeof snap->sum);
+    memcpy(snap->count, m->count, sizeof snap->count);
+    pthread_mutex_unlock(&m->mu);
+    const char *const *names = m->labels;
 
     add(&b, "# HELP imgsim_requests_total HTTP requests by route and status.\n"
             "# TYPE imgsim_requests_total counter\n");
-    for (int rt = 0; rt < R_COUNT; rt++)
+    for (int rt = 0; rt < m->nlabels; rt++)
         for (int i = 0; i <= NSTATUS; i++)
-            if (snap.req[rt][i]) {
+            if (snap->req[rt][i]) {
                 if (i < NSTATUS)
                     add(&b, "imgsim_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-                        names[rt], statuses[i], snap.req[rt][i]);
+                        names[rt], statuses[i], snap->req[rt][i]);
                 else
                     add(&b, "imgsim_requests_total{route=\"%s\",status=\"other\"} %llu\n",
-                        names[rt], snap.req[rt][i]);
+                        names[rt], snap->req[rt][i]);
             }
     add(&b, "# HELP imgsim_request_duration_seconds Time from request start to reply.\n"
             "# TYPE imgsim_request_duration_seconds histogram\n");
-    for (int rt = 0; rt < R_COUNT; rt++) {
-        if (!snap.count[rt])
+    for (int rt = 0; rt < m->nlabels; rt++) {
+        if (!snap->count[rt])
             continue;
         unsigned long long cum = 0;
-        for (int i = 0; i < NBUCKETS; i++) {
-            cum += snap.hist[rt][i];
+        for (int i = 0; i < METRICS_NBUCKETS; i++) {
+            cum += snap->hist[rt][i];
             add(&b, "imgsim_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                 names[rt], bounds[i], cum);
         }
         add(&b, "imgsim_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-            names[rt], snap.count[rt]);
+            names[rt], snap->count[rt]);
         add(&b, "imgsim_request_duration_seconds_sum{route=\"%s\"} %.6f\n", names[rt],
-            snap.sum[rt]);
+            snap->sum[rt]);
         add(&b, "imgsim_request_duration_seconds_count{route=\"%s\"} %llu\n", names[rt],
-            snap.count[rt]);
+            snap->count[rt]);
     }
+    free(snap);
     add(&b, "# HELP imgsim_queue_depth Requests waiting for a worker slot.\n"
             "# TYPE imgsim_queue_depth gauge\nimgsim_queue_depth %d\n",
-        pool_waiting(&s->pool));
+        g->queue_depth);
     add(&b, "# HELP imgsim_slots_busy Worker slots in use.\n"
             "# TYPE imgsim_slots_busy gauge\nimgsim_slots_busy %d\n",
-        pool_busy(&s->pool));
+        g->slots_busy);
     add(&b, "# HELP imgsim_slots Worker slots.\n# TYPE imgsim_slots gauge\nimgsim_slots %d\n",
-        s->pool.n);
+        g->slots);
     add(&b, "# HELP imgsim_items Items in the collection.\n"
             "# TYPE imgsim_items gauge\nimgsim_items %zu\n",
-        srv_items(s));
+        g->items);
     if (b.oom) {
         free(b.p);
-        return reply_error(r, 500, "out of memory");
+        return NULL;
     }
-    return reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+    *len = b.len;
+    return b.p;
 }

@@ -1,8 +1,9 @@
 /*
  * server.c — the libmicrohttpd daemon (internal polling thread + thread pool): request
- * state, routing by method and path, the body limit (413 from Content-Length before the
- * body is read, and again while it arrives), the write-token rule, one access-log line per
- * request on stderr (method, path, status, ms), and start/stop with in-flight draining.
+ * state, dispatch through the route table (routes.c), each route's body limit (413 from
+ * Content-Length before the body is read, and again while it arrives), the write-token
+ * rule, one access-log line per request on stderr (method, path, status, ms), and
+ * start/stop with in-flight draining.
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -29,56 +30,6 @@ int srv_port(const server *s) { return s->port; }
 const char *srv_host(const server *s) { return s->host; }
 const char *srv_model(const server *s) { return imgsim_model_name(s->model); }
 
-/* Routes under /api/items/: the id is the rest, minus a final /similar or /image. */
-static int route_of(req *r)
-{
-    const char *p = r->path;
-    static const struct {
-        const char *path;
-        int route;
-    } fixed[] = {{"/", R_INDEX},           {"/index.html", R_INDEX}, {"/healthz", R_HEALTHZ},
-                 {"/metrics", R_METRICS},  {"/api/stats", R_STATS},  {"/api/labels", R_LABELS},
-                 {"/api/random", R_RANDOM}, {"/api/search", R_SEARCH}, {"/api/items", R_ADD}};
-    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
-        if (!strcmp(p, fixed[i].path))
-            return fixed[i].route;
-    if (!strncmp(p, "/static/", 8))
-        return R_STATIC;
-    if (strncmp(p, "/api/items/", 11))
-        return R_NONE;
-    const char *id = p + 11;
-    size_t n = strlen(id);
-    int route = R_ITEM;
-    if (n > 8 && !strcmp(id + n - 8, "/similar")) {
-        route = R_SIMILAR;
-        n -= 8;
-    } else if (n > 6 && !strcmp(id + n - 6, "/image")) {
-        route = R_IMAGE;
-        n -= 6;
-    }
-    if (n == 0 || !(r->id = url_decode(id, n, 0)) || !utf8_valid(r->id))
-        return R_NONE; /* empty, undecodable or not UTF-8: no such item */
-    return route;
-}
-
-static int method_ok(int route, const char *m)
-{
-    switch (route) {
-    case R_SEARCH:
-    case R_ADD:
-        return !strcmp(m, "POST");
-    case R_ITEM:
-        return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "DELETE");
-    default:
-        return !strcmp(m, "GET") || !strcmp(m, "HEAD");
-    }
-}
-
-static int is_write(req *r)
-{
-    return r->route == R_ADD || (r->route == R_ITEM && !strcmp(r->method, "DELETE"));
-}
-
 /* 0 when the token is right; otherwise the reply has been sent. */
 static int check_token(req *r)
 {
@@ -104,10 +55,18 @@ static int check_token(req *r)
 
 #define DISCARD_MAX (1u << 20)
 
-/* Only searches and uploads carry a request body. */
-static int takes_body(const req *r)
+/* The route's body limit in bytes; 0 when it takes no body. */
+static size_t body_limit(const req *r)
 {
-    return r->route == R_SEARCH || r->route == R_ADD;
+    size_t m = r->rt ? r->rt->max_body : 0;
+    return m == ROUTE_BODY_UPLOAD ? r->s->o.max_upload : m;
+}
+
+static enum MHD_Result too_big(req *r)
+{
+    size_t lim = body_limit(r);
+    return reply_error(r, 413, "request body over the limit of %zu bytes",
+                       lim ? lim : r->s->o.max_upload);
 }
 
 /* The access log shows request text with control and non-ASCII bytes escaped. */
@@ -118,50 +77,6 @@ static void log_text(const char *t)
             fprintf(stderr, "\\x%02x", *p);
         else
             fputc(*p, stderr);
-}
-
-static enum MHD_Result dispatch(req *r)
-{
-    server *s = r->s;
-    if (r->too_big)
-        return reply_error(r, 413, "request body over the limit of %zu bytes", s->o.max_upload);
-    switch (r->route) {
-    case R_INDEX:
-    case R_STATIC:
-        return serve_asset(r);
-    case R_HEALTHZ: {
-        json_t *j = json_object();
-        if (!j)
-            return reply_error(r, 500, "out of memory");
-        json_object_set_new(j, "status", json_string("ok"));
-        json_object_set_new(j, "items", json_integer((json_int_t)srv_items(s)));
-        return reply_json(r, 200, j);
-    }
-    case R_METRICS:
-        return api_metrics(r);
-    case R_STATS:
-        return api_stats(r);
-    case R_LABELS:
-        return api_labels(r);
-    case R_RANDOM:
-        return api_random(r);
-    case R_SEARCH:
-        return api_search(r);
-    case R_ADD:
-        return api_add(r);
-    case R_ITEM:
-        if (!strcmp(r->method, "DELETE")) {
-            r->route = R_DELETE;
-            return api_delete(r);
-        }
-        return api_item(r);
-    case R_SIMILAR:
-        return api_similar(r);
-    case R_IMAGE:
-        return api_image(r);
-    default:
-        return reply_error(r, 404, "no such route");
-    }
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
@@ -181,21 +96,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         atomic_fetch_add(&s->inflight, 1);
         if (!(r->method = strdup(method)) || !(r->path = strdup(url)))
             return MHD_NO;
-        r->route = route_of(r);
         /* refuse early, before any body is read */
-        if (r->route == R_NONE)
+        int found = route_find(r->method, r->path, &r->rt, &r->id, &r->rest);
+        if (found < 0)
             return reply_error(r, 404, "no such route");
-        if (!method_ok(r->route, method))
+        if (found > 0)
             return reply_error(r, 405, "method %s not allowed here", method);
         const char *cl = header(r, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->o.max_upload)
-            return reply_error(r, 413, "request body over the limit of %zu bytes",
-                               s->o.max_upload);
-        if (!takes_body(r) && ((cl && strtoull(cl, NULL, 10) > 0) ||
-                               header(r, "Transfer-Encoding")))
+        unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+        if (clen > s->o.max_upload)
+            return too_big(r);
+        if (!body_limit(r) && (clen > 0 || header(r, "Transfer-Encoding")))
             return reply_error(r, 413, "%s requests to this route take no body", method);
-        if (is_write(r) && check_token(r) < 0)
-            return MHD_YES;
+        if (clen > body_limit(r))
+            return too_big(r);
+        if (r->rt->writes)
+            check_token(r); /* replies 401 / 403 when it fails */
         return MHD_YES;
     }
     r->conn = conn;
@@ -208,7 +124,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             r->discarded += n;
             return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
         }
-        if (r->len + n > s->o.max_upload || !takes_body(r)) {
+        size_t limit = body_limit(r);
+        if (r->len + n > limit) {
             r->too_big = 1;
             r->discarded = n;
             free(r->body);
@@ -220,8 +137,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             size_t nc = r->cap ? r->cap : 65536;
             while (nc < r->len + n + 1)
                 nc *= 2;
-            if (nc > s->o.max_upload + 1)
-                nc = s->o.max_upload + 1;
+            if (nc > limit + 1)
+                nc = limit + 1;
             char *nb = realloc(r->body, nc);
             if (!nb)
                 return MHD_NO;
@@ -235,7 +152,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     }
     if (r->status)
         return MHD_YES;
-    return dispatch(r);
+    if (r->too_big)
+        return too_big(r);
+    return r->rt->handler(r);
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -248,7 +167,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double ms = ms_since(&r->t0);
     int status = r->status ? r->status : 499; /* no reply: client went away */
-    metrics_record(&s->metrics, r->route, status, ms / 1e3);
+    metrics_record(&s->metrics, route_label(r->rt), status, ms / 1e3);
     if (!s->o.quiet) {
         log_text(r->method ? r->method : "-");
         fputc(' ', stderr);
@@ -331,7 +250,7 @@ imgsim_status srv_start(const srv_opts *o, server **out, imgsim_error *err)
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->meta_mu, NULL);
     thumbs_init(&s->thumbs, s->o.thumb_cache);
-    metrics_init(&s->metrics);
+    metrics_init(&s->metrics, s->labels, route_labels(s->labels, METRICS_MAX_LABELS));
     pthread_mutex_init(&s->pool.mu, NULL); /* pool_free is safe even if pool_init never ran */
     pthread_cond_init(&s->pool.cv, NULL);
     atomic_init(&s->inflight, 0);

@@ -27,46 +27,16 @@ static int setup(void **state)
 {
     (void)state;
     model = tu_model(MODEL_FILE, IMGSIM_PRECISION_AUTO);
-    imgsim_error e = {0};
-    assert_int_equal(imgsim_ctx_new(model, &ctx, &e), IMGSIM_OK);
-    snprintf(dir, sizeof dir, "%s", tu_out("ann_db"));
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    ctx = tu_ctx(model);
+    snprintf(dir, sizeof dir, "%s", tu_fresh_dir("ann_db"));
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    imgsim_ctx_free(ctx);
-    imgsim_model_close(model);
+    tu_model_free(model, ctx);
     return 0;
-}
-
-/* Add Wang-1k photos `nums` as items "w<N>", label "c<class>", metadata {"grp": "g<N % 25>"}. */
-static void add(imgsim_db *db, const int *nums, int n)
-{
-    imgsim_source *src = calloc((size_t)n, sizeof *src);
-    char (*ids)[16] = calloc((size_t)n, sizeof *ids), (*labels)[16] = calloc((size_t)n, 16);
-    char (*paths)[512] = calloc((size_t)n, sizeof *paths), (*meta)[32] = calloc((size_t)n, 32);
-    assert_true(src && ids && labels && paths && meta);
-    for (int i = 0; i < n; i++) {
-        snprintf(ids[i], sizeof ids[i], "w%d", nums[i]);
-        snprintf(paths[i], sizeof paths[i], "%s", tu_data("wang1k/images/x.jpg"));
-        snprintf(strrchr(paths[i], '/') + 1, 32, "%d.jpg", nums[i]);
-        snprintf(labels[i], 16, "c%d", nums[i] / 100);
-        snprintf(meta[i], 32, "{\"grp\": \"g%d\"}", nums[i] % 25);
-        src[i].id = ids[i];
-        src[i].path = paths[i];
-        src[i].label = labels[i];
-        src[i].meta_json = meta[i];
-    }
-    imgsim_error e = {0};
-    imgsim_ingest_stats st;
-    assert_int_equal(imgsim_db_add(db, ctx, src, (size_t)n, NULL, &st, &e), IMGSIM_OK);
-    assert_int_equal(st.failed, 0);
-    free(src), free(ids), free(labels), free(paths), free(meta);
 }
 
 static imgsim_db *open_db(int mode)
@@ -85,14 +55,6 @@ static imgsim_ann_info info_of(imgsim_db *db)
     imgsim_error e = {0};
     assert_int_equal(imgsim_db_ann_info(db, &in, &e), IMGSIM_OK);
     return in;
-}
-
-static int has(const imgsim_results *r, const char *id)
-{
-    for (int i = 0; i < r->n; i++)
-        if (!strcmp(r->hits[i].item.id, id))
-            return 1;
-    return 0;
 }
 
 static imgsim_results query(imgsim_db *db, const char *id, const float *vec, int k, int mode,
@@ -200,7 +162,7 @@ static void test_build_and_recall(void **state)
     int nums[500];
     for (int i = 0; i < 500; i++)
         nums[i] = 2 * i;
-    add(w, nums, 500);
+    tu_add_wang(w, ctx, nums, 500);
     assert_int_equal(imgsim_db_vectors(w), 500);
     assert_int_equal(info_of(w).status, IMGSIM_ANN_NONE);
 
@@ -335,7 +297,7 @@ static void test_filters(void **state)
         assert_int_equal(a.n, 10);
         for (int i = 0; i < a.n; i++) {
             assert_string_equal(a.hits[i].item.label, "c7");
-            found += has(&x, a.hits[i].item.id);
+            found += tu_has(&x, a.hits[i].item.id);
         }
         imgsim_results_free(&a);
         imgsim_results_free(&x);
@@ -360,7 +322,7 @@ static void test_add_remove_in_step(void **state)
         assert_true(a.from_ann);
         assert_int_equal(a.n, 50);
         for (int i = 0; i < 5; i++)
-            assert_false(has(&a, gone[i]));
+            assert_false(tu_has(&a, gone[i]));
         imgsim_results_free(&a);
     }
     assert_int_equal(imgsim_db_ann_sync(w, NULL, NULL, &e), IMGSIM_OK);
@@ -369,7 +331,7 @@ static void test_add_remove_in_step(void **state)
     assert_int_equal(in.nodes, 495);
     /* adds go through imgsim_db_add, which keeps the index in step by itself */
     int more[] = {301, 303, 305, 601, 603, 905};
-    add(w, more, 6);
+    tu_add_wang(w, ctx, more, 6);
     in = info_of(r);
     assert_int_equal(in.status, IMGSIM_ANN_CURRENT);
     assert_int_equal(in.nodes, imgsim_db_vectors(w));
@@ -419,7 +381,7 @@ static void test_crash_between_commit_and_save(void **state)
     uint8_t *old_file = tu_read(old_path, &len);
     /* the catalogue moves on: 6 adds and 4 removes, each followed by an index save ... */
     int more[] = {101, 103, 105, 107, 109, 111};
-    add(w, more, 6);
+    tu_add_wang(w, ctx, more, 6);
     const char *gone[] = {"w310", "w312", "w101", "w700"};
     size_t removed;
     imgsim_error e = {0};
@@ -453,7 +415,7 @@ static void test_crash_between_commit_and_save(void **state)
         assert_true(a.from_ann);
         assert_string_equal(a.hits[0].item.id, added[i]);
         for (int j = 0; j < 4; j++)
-            assert_false(has(&a, gone[j]));
+            assert_false(tu_has(&a, gone[j]));
         imgsim_results_free(&a);
     }
     free(v);
@@ -521,7 +483,7 @@ static void test_damage(void **state)
         imgsim_error e = {0};
         if (how == 1) {
             int more[] = {113};
-            add(w, more, 1);
+            tu_add_wang(w, ctx, more, 1);
         } else {
             int rebuilt = 0;
             assert_int_equal(imgsim_db_ann_sync(w, NULL, &rebuilt, &e), IMGSIM_OK);
@@ -577,7 +539,7 @@ static void test_restart_and_compaction(void **state)
         imgsim_results b = query(r, "w400", NULL, 40, 1, IMGSIM_METRIC_COSINE, NULL, 0);
         assert_true(b.from_ann);
         for (size_t j = 0; j < nrm; j++)
-            assert_false(has(&b, rm[j]));
+            assert_false(tu_has(&b, rm[j]));
         imgsim_results_free(&b);
     }
     double rc = recall(r, 10, IMGSIM_METRIC_COSINE);

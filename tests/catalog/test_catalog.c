@@ -23,20 +23,15 @@ static int setup(void **state)
 {
     (void)state;
     model = tu_model(MODEL_FILE, IMGSIM_PRECISION_AUTO);
-    imgsim_error e = {0};
-    assert_int_equal(imgsim_ctx_new(model, &ctx, &e), IMGSIM_OK);
-    snprintf(dir, sizeof dir, "%s", tu_out("catalog_db"));
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    ctx = tu_ctx(model);
+    snprintf(dir, sizeof dir, "%s", tu_fresh_dir("catalog_db"));
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    imgsim_ctx_free(ctx);
-    imgsim_model_close(model);
+    tu_model_free(model, ctx);
     return 0;
 }
 
@@ -49,35 +44,6 @@ static size_t count(imgsim_db *db)
     return n;
 }
 
-/* Add Wang-1k photos `ids` (their numbers) as items "w<N>" labelled by class. */
-static void add(imgsim_db *db, const int *nums, int n)
-{
-    imgsim_source src[64];
-    char ids[64][16], paths[64][512], labels[64][16];
-    for (int i = 0; i < n; i++) {
-        snprintf(ids[i], sizeof ids[i], "w%d", nums[i]);
-        snprintf(paths[i], sizeof paths[i], "%s", tu_data("wang1k/images/x.jpg"));
-        snprintf(strrchr(paths[i], '/') + 1, 32, "%d.jpg", nums[i]);
-        snprintf(labels[i], sizeof labels[i], "c%d", nums[i] / 100);
-        memset(&src[i], 0, sizeof src[i]);
-        src[i].id = ids[i];
-        src[i].path = paths[i];
-        src[i].label = labels[i];
-    }
-    imgsim_error e = {0};
-    imgsim_ingest_stats st;
-    assert_int_equal(imgsim_db_add(db, ctx, src, (size_t)n, NULL, &st, &e), IMGSIM_OK);
-    assert_int_equal(st.failed, 0);
-}
-
-static int has(const imgsim_results *r, const char *id)
-{
-    for (int i = 0; i < r->n; i++)
-        if (!strcmp(r->hits[i].item.id, id))
-            return 1;
-    return 0;
-}
-
 static void test_reader_follows_writer(void **state)
 {
     (void)state;
@@ -86,7 +52,7 @@ static void test_reader_follows_writer(void **state)
     assert_int_equal(imgsim_db_open(dir, IMGSIM_DB_CREATE, imgsim_model_name(model),
                                     imgsim_model_dim(model), &w, &e), IMGSIM_OK);
     int first[] = {300, 301, 302, 303, 600, 601, 602, 603, 400, 401, 402, 403};
-    add(w, first, 12);
+    tu_add_wang(w, ctx, first, 12);
     assert_int_equal(imgsim_db_open(dir, IMGSIM_DB_READ, NULL, 0, &r, &e), IMGSIM_OK);
     imgsim_query_opts o;
     imgsim_query_opts_default(&o);
@@ -105,7 +71,7 @@ static void test_reader_follows_writer(void **state)
     assert_int_equal(imgsim_query_id(r, "w300", &o, &res, &e), IMGSIM_OK);
     assert_int_equal(res.n, 3);
     for (size_t i = 0; i < 7; i++)
-        assert_false(has(&res, gone[i]));
+        assert_false(tu_has(&res, gone[i]));
     /* the same answer as a fresh reader, scores included */
     imgsim_db *fresh;
     imgsim_results ref;
@@ -122,9 +88,9 @@ static void test_reader_follows_writer(void **state)
 
     /* items added later are found through the old handle */
     int more[] = {304, 305};
-    add(w, more, 2);
+    tu_add_wang(w, ctx, more, 2);
     assert_int_equal(imgsim_query_id(r, "w304", &o, &res, &e), IMGSIM_OK);
-    assert_true(has(&res, "w305"));
+    assert_true(tu_has(&res, "w305"));
     imgsim_results_free(&res);
     assert_int_equal(count(w), 7);
     imgsim_db_close(r);

@@ -2,82 +2,34 @@
  * test_decode.c — image decoding: formats, colour conversion (grey, 16-bit, alpha, CMYK, LAB),
  * EXIF orientation, size limits refused before decoding, corrupt input, file vs buffer vs raw
  * agreement, saving, and concurrent loads. Inputs are generated here with libvips or cut
- * from the shared data ($IMGSIM_SHARED); scratch files go to $IMGSIM_TEST_OUT or /tmp.
+ * from the shared data ($IMGSIM_SHARED); scratch files go to $IMGSIM_TEST_OUT/image_decode.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include <cmocka.h>
 #include <pthread.h>
 
 #include "image/image.h"
+#include "../testutil.h"
 
 /* ------------------------------------------------------------ helpers */
 
-static char scratch_dir[1024];
+static char scratch_dir[4096];
 
-static const char *shared_dir(void)
-{
-    const char *s = getenv("IMGSIM_SHARED");
-    return s && *s ? s : "../shared";
-}
-
-static const char *scratch(const char *name)
-{
-    static __thread char buf[4][1200];
-    static __thread int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, sizeof buf[0], "%s/%s", scratch_dir, name);
-    return p;
-}
-
-static uint8_t *read_whole(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    uint8_t *d = malloc((size_t)n + 1);
-    assert_non_null(d);
-    assert_int_equal(fread(d, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return d;
-}
-
-static void write_whole(const char *path, const void *d, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(d, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
+static const char *scratch(const char *name) { return tu_join(scratch_dir, name); }
 
 /* bird.rgb: 224x224x3 raw bytes. */
 static uint8_t *bird(void)
 {
-    char p[1200];
-    snprintf(p, sizeof p, "%s/models/testdata/bird.rgb", shared_dir());
     size_t n;
-    uint8_t *d = read_whole(p, &n);
+    uint8_t *d = tu_read(tu_shared("models/testdata/bird.rgb"), &n);
     assert_int_equal(n, 224 * 224 * 3);
     return d;
 }
 
-static const char *bird_raw_path(void)
-{
-    static char p[1200];
-    snprintf(p, sizeof p, "%s/models/testdata/bird.rgb", shared_dir());
-    return p;
-}
+static const char *bird_raw_path(void) { return tu_shared("models/testdata/bird.rgb"); }
 
 /* Wrap packed pixels as a libvips image (copied). */
 static VipsImage *vimg(const void *px, int w, int h, int bands, VipsBandFormat fmt,
@@ -98,25 +50,13 @@ static void vsave(VipsImage *im, const char *path)
     g_object_unref(im);
 }
 
-/* Extract one member of a shared tarball into the scratch dir; returns its path. */
+/* One member of a shared tarball (see tu_extract); fails the test when unavailable. */
 static const char *from_tar(const char *tarball, const char *member)
 {
-    static char out[1400];
-    struct stat st;
-    const char *data = getenv("IMGSIM_DATA"); /* run_tests.sh extracts wang1k there */
-    if (data && *data) {
-        snprintf(out, sizeof out, "%s/%s", data, member);
-        if (stat(out, &st) == 0)
-            return out;
-    }
-    snprintf(out, sizeof out, "%s/%s", scratch_dir, member);
-    if (stat(out, &st) == 0)
-        return out;
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "tar -xzf '%s/data/%s' -C '%s' '%s'", shared_dir(), tarball,
-             scratch_dir, member);
-    assert_int_equal(system(cmd), 0);
-    return out;
+    const char *p = tu_extract(tarball, member);
+    if (!p)
+        fail_msg("cannot extract %s from %s", member, tarball);
+    return p;
 }
 
 static imgsim_prep prep_none(void)
@@ -136,17 +76,6 @@ static void assert_rgb_near(const uint8_t *p, int r, int g, int b, int tol)
 {
     if (abs(p[0] - r) > tol || abs(p[1] - g) > tol || abs(p[2] - b) > tol)
         fail_msg("pixel (%d,%d,%d), expected (%d,%d,%d) +- %d", p[0], p[1], p[2], r, g, b, tol);
-}
-
-static double mean_abs_diff(const imgsim_image *a, const imgsim_image *b)
-{
-    assert_int_equal(a->width, b->width);
-    assert_int_equal(a->height, b->height);
-    size_t n = (size_t)a->width * a->height * 3;
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += abs(a->rgb[i] - b->rgb[i]);
-    return s / n;
 }
 
 static void load_ok(const char *path, const imgsim_prep *p, imgsim_image *out)
@@ -172,16 +101,7 @@ static int setup_all(void **state)
         fprintf(stderr, "vips init: %s\n", err.msg);
         return -1;
     }
-    const char *o = getenv("IMGSIM_TEST_OUT");
-    if (o && *o) {
-        snprintf(scratch_dir, sizeof scratch_dir, "%s/image_decode", o);
-        mkdir(o, 0777);
-        mkdir(scratch_dir, 0777);
-    } else {
-        snprintf(scratch_dir, sizeof scratch_dir, "/tmp/imgsim_decode_XXXXXX");
-        if (!mkdtemp(scratch_dir))
-            return -1;
-    }
+    snprintf(scratch_dir, sizeof scratch_dir, "%s", tu_out_dir("image_decode"));
     bird_png(scratch("bird.png"));
     return 0;
 }
@@ -226,7 +146,7 @@ static void test_buffer_matches_file(void **state)
     const imgsim_prep *preps[] = {&defaults, &none, NULL};
     for (int f = 0; f < 2; f++) {
         size_t n;
-        uint8_t *d = read_whole(files[f], &n);
+        uint8_t *d = tu_read(files[f], &n);
         for (int k = 0; k < 3; k++) {
             imgsim_image a, b;
             imgsim_error err = {0};
@@ -285,30 +205,30 @@ static void test_corrupt_inputs(void **state)
 {
     (void)state;
     /* zero bytes */
-    write_whole(scratch("empty.jpg"), "", 0);
+    tu_write(scratch("empty.jpg"), "", 0);
     expect_fail(scratch("empty.jpg"), NULL, IMGSIM_E_DECODE, "empty");
     /* text named .jpg */
     const char *txt = "this is not an image, just text\n";
-    write_whole(scratch("text.jpg"), txt, strlen(txt));
+    tu_write(scratch("text.jpg"), txt, strlen(txt));
     expect_fail(scratch("text.jpg"), NULL, IMGSIM_E_DECODE, "not a recognised image format");
     /* truncated JPEG: a real file cut in half */
     size_t n;
-    uint8_t *d = read_whole(from_tar("wang1k.tar.gz", "wang1k/images/0.jpg"), &n);
-    write_whole(scratch("trunc.jpg"), d, n / 2);
+    uint8_t *d = tu_read(from_tar("wang1k.tar.gz", "wang1k/images/0.jpg"), &n);
+    tu_write(scratch("trunc.jpg"), d, n / 2);
     expect_fail(scratch("trunc.jpg"), NULL, IMGSIM_E_DECODE, "cannot decode");
     imgsim_prep none = prep_none();
     expect_fail(scratch("trunc.jpg"), &none, IMGSIM_E_DECODE, NULL);
     /* header only */
-    write_whole(scratch("head.jpg"), d, 200);
+    tu_write(scratch("head.jpg"), d, 200);
     expect_fail(scratch("head.jpg"), NULL, IMGSIM_E_DECODE, NULL);
     /* garbage after a valid JPEG signature */
     memset(d + 20, 0x5a, n - 20);
-    write_whole(scratch("garbage.jpg"), d, n);
+    tu_write(scratch("garbage.jpg"), d, n);
     expect_fail(scratch("garbage.jpg"), NULL, IMGSIM_E_DECODE, NULL);
     /* truncated PNG */
     free(d);
-    d = read_whole(scratch("bird.png"), &n);
-    write_whole(scratch("trunc.png"), d, n / 2);
+    d = tu_read(scratch("bird.png"), &n);
+    tu_write(scratch("trunc.png"), d, n / 2);
     expect_fail(scratch("trunc.png"), NULL, IMGSIM_E_DECODE, NULL);
     free(d);
     /* missing file and directory */
@@ -316,7 +236,7 @@ static void test_corrupt_inputs(void **state)
     expect_fail(scratch_dir, NULL, IMGSIM_E_IO, "directory");
     /* a format libvips knows but imgsim refuses */
     const char *svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"></svg>";
-    write_whole(scratch("x.svg"), svg, strlen(svg));
+    tu_write(scratch("x.svg"), svg, strlen(svg));
     expect_fail(scratch("x.svg"), NULL, IMGSIM_E_UNSUPPORTED, "not supported");
     /* empty buffer */
     imgsim_image im;
@@ -362,7 +282,7 @@ static void test_limits_refused_before_decoding(void **state)
     (void)state;
     uint8_t png[128];
     size_t n = fake_png(png, 30000, 30000);
-    write_whole(scratch("huge.png"), png, n);
+    tu_write(scratch("huge.png"), png, n);
     expect_fail(scratch("huge.png"), NULL, IMGSIM_E_TOO_BIG, "30000x30000 = 900.0 Mpx, over the 100 Mpx limit");
     imgsim_image im;
     imgsim_error err = {0};
@@ -390,7 +310,7 @@ static void test_limits_refused_before_decoding(void **state)
 
     /* byte limit: file (stat) and buffer (len) */
     size_t len;
-    uint8_t *d = read_whole(scratch("bird.png"), &len);
+    uint8_t *d = tu_read(scratch("bird.png"), &len);
     imgsim_prep_default(&p);
     p.max_file_bytes = len - 1;
     expect_fail(scratch("bird.png"), &p, IMGSIM_E_TOO_BIG, "limit");
@@ -430,7 +350,7 @@ static void test_exif_orientation(void **state)
         imgsim_image_free(&im);
         /* and through the buffer path with the default recipe */
         size_t n;
-        uint8_t *b = read_whole(scratch(names[i]), &n);
+        uint8_t *b = tu_read(scratch(names[i]), &n);
         imgsim_error err = {0};
         assert_int_equal(imgsim_image_load_buffer(b, n, NULL, &im, &err), IMGSIM_OK);
         assert_int_equal(im.width, 224);
@@ -567,7 +487,7 @@ static void test_formats(void **state)
         assert_int_equal(im.width, 224);
         assert_int_equal(im.height, 224);
         imgsim_image ref = {224, 224, b, 0, 0};
-        double d = mean_abs_diff(&im, &ref);
+        double d = tu_mean_abs_diff(&im, &ref);
         if (f[i].lossless)
             assert_memory_equal(im.rgb, b, 224 * 224 * 3);
         else if (d > f[i].tol)
@@ -602,7 +522,7 @@ static void test_save(void **state)
     imgsim_image_free(&im);
     assert_int_equal(imgsim_image_save(&src, scratch("saved.JPEG"), &err), IMGSIM_OK);
     load_ok(scratch("saved.JPEG"), &p, &im);
-    assert_true(mean_abs_diff(&im, &src) < 4);
+    assert_true(tu_mean_abs_diff(&im, &src) < 4);
     imgsim_image_free(&im);
     assert_int_equal(imgsim_image_save(&src, scratch("saved.bmp"), &err), IMGSIM_E_ARG);
     assert_int_equal(imgsim_image_save(&src, scratch("noext"), &err), IMGSIM_E_ARG);

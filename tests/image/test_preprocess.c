@@ -4,41 +4,26 @@
  * sizes for awkward shapes, raw = PNG = file agreement, and JPEG shrink-on-load staying close
  * to a full decode. Inputs are synthetic (libvips) or the shared test pixels.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-#include <cmocka.h>
 
 #include "image/image.h"
+#include "../testutil.h"
 
-static char scratch_dir[1024];
+static char scratch_dir[4096];
 
-static const char *shared_dir(void)
+static const char *scratch(const char *name) { return tu_join(scratch_dir, name); }
+
+static const char *testdata(const char *name) { return tu_shared(tu_join("models/testdata", name)); }
+
+/* A 224x224 raw RGB test picture's bytes. */
+static uint8_t *testpixels(const char *name)
 {
-    const char *s = getenv("IMGSIM_SHARED");
-    return s && *s ? s : "../shared";
-}
-
-static const char *scratch(const char *name)
-{
-    static char buf[4][1200];
-    static int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, sizeof buf[0], "%s/%s", scratch_dir, name);
-    return p;
-}
-
-static const char *testdata(const char *name)
-{
-    static char p[1200];
-    snprintf(p, sizeof p, "%s/models/testdata/%s", shared_dir(), name);
-    return p;
+    size_t n;
+    uint8_t *px = tu_read(testdata(name), &n);
+    assert_int_equal(n, 224 * 224 * 3);
+    return px;
 }
 
 /* Synthetic RGB pattern: every pixel distinct enough to catch geometry mistakes. */
@@ -111,33 +96,13 @@ static void assert_window(const imgsim_image *out, const uint8_t *src, int sw, i
         }
 }
 
-static double mean_abs_diff(const imgsim_image *a, const imgsim_image *b)
-{
-    assert_int_equal(a->width, b->width);
-    assert_int_equal(a->height, b->height);
-    size_t n = (size_t)a->width * a->height * 3;
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += abs(a->rgb[i] - b->rgb[i]);
-    return s / n;
-}
-
 static int setup_all(void **state)
 {
     (void)state;
     imgsim_error err = {0};
     if (image_vips_init(&err) != IMGSIM_OK)
         return -1;
-    const char *o = getenv("IMGSIM_TEST_OUT");
-    if (o && *o) {
-        snprintf(scratch_dir, sizeof scratch_dir, "%s/image_preprocess", o);
-        mkdir(o, 0777);
-        mkdir(scratch_dir, 0777);
-    } else {
-        snprintf(scratch_dir, sizeof scratch_dir, "/tmp/imgsim_prep_XXXXXX");
-        if (!mkdtemp(scratch_dir))
-            return -1;
-    }
+    snprintf(scratch_dir, sizeof scratch_dir, "%s", tu_out_dir("image_preprocess"));
     return 0;
 }
 
@@ -382,18 +347,10 @@ static void test_raw_png_file_agree(void **state)
     p3.has_crop = 1, p3.crop_x = 20, p3.crop_y = 0, p3.crop_w = 200, p3.crop_h = 150;
     const imgsim_prep *ps[] = {&p1, &p2, &p3, NULL};
     for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(testdata(names[i]), "rb");
-        assert_non_null(f);
-        uint8_t *px = malloc(224 * 224 * 3);
-        assert_non_null(px);
-        assert_int_equal(fread(px, 1, 224 * 224 * 3, f), 224 * 224 * 3);
-        fclose(f);
+        uint8_t *px = testpixels(names[i]);
         size_t n;
         void *b = encode(px, 224, 224, ".png", &n);
-        FILE *g = fopen(scratch("same.png"), "wb");
-        assert_non_null(g);
-        assert_int_equal(fwrite(b, 1, n, g), n);
-        fclose(g);
+        tu_write(scratch("same.png"), b, n);
         for (int k = 0; k < 4; k++) {
             imgsim_image a, c, d;
             imgsim_error err = {0};
@@ -435,12 +392,7 @@ static void test_jpeg_shrink_on_load(void **state)
 
     /* A 2240x1680 photo-like JPEG (the bird, enlarged): shrink-on-load (factor 2) stays close
      * to a full decode (forced by a whole-image crop, which disables shrinking). */
-    FILE *f = fopen(testdata("bird.rgb"), "rb");
-    assert_non_null(f);
-    uint8_t *px = malloc(224 * 224 * 3);
-    assert_non_null(px);
-    assert_int_equal(fread(px, 1, 224 * 224 * 3, f), 224 * 224 * 3);
-    fclose(f);
+    uint8_t *px = testpixels("bird.rgb");
     VipsImage *v = vimg(px, 224, 224), *big = NULL;
     assert_int_equal(vips_resize(v, &big, 10, "vscale", 7.5, NULL), 0);
     void *buf = NULL;
@@ -454,7 +406,7 @@ static void test_jpeg_shrink_on_load(void **state)
     load_buf_ok(buf, n, &p, &fast);
     p.has_crop = 1, p.crop_x = 0, p.crop_y = 0, p.crop_w = 2240, p.crop_h = 1680;
     load_buf_ok(buf, n, &p, &full);
-    double d = mean_abs_diff(&fast, &full);
+    double d = tu_mean_abs_diff(&fast, &full);
     if (d > 1.5)
         fail_msg("shrink-on-load differs from full decode by %.2f on average", d);
     imgsim_image_free(&fast);

@@ -748,26 +748,12 @@ static void test_errors(void **state)
 
 /* ------------------------------------------------------------ real embeddings */
 
-typedef struct embed_sink {
-    float *vecs;
-    int dim;
-    size_t done;
-} embed_sink;
-
-static int on_vector(void *user, const imgsim_result *r)
-{
-    embed_sink *s = user;
-    assert_int_equal(r->status, IMGSIM_OK);
-    memcpy(s->vecs + r->index * (size_t)s->dim, r->vec, (size_t)s->dim * sizeof(float));
-    s->done++;
-    return 0;
-}
-
 /* Wang-1k through imgsim's default model (cached in the test output directory). */
 static float *wang_vectors(size_t *n, int *dim)
 {
     const size_t count = 1000;
-    const char *cache = tu_out("wang1k_default_vectors.f32");
+    char cache[4096]; /* kept across the embedding, which uses testutil's path buffers */
+    snprintf(cache, sizeof cache, "%s", tu_out("wang1k_default_vectors.f32"));
     FILE *f = fopen(cache, "rb");
     if (f) {
         int d = 0;
@@ -784,41 +770,25 @@ static float *wang_vectors(size_t *n, int *dim)
         fclose(f);
     }
     setenv("IMGSIM_MODEL_DIR", tu_out("models"), 0);
-    imgsim_model_opts o;
-    imgsim_model_opts_default(&o);
-    o.threads = 2;
-    imgsim_model *m = NULL;
-    imgsim_error err = {0};
-    if (imgsim_model_open(tu_shared("models/mobilenet_edgetpu_224_1.0_uint8.tflite"), &o, &m,
-                          &err) != IMGSIM_OK)
-        fail_msg("model: %s", err.msg);
-    imgsim_ctx *ctx = NULL;
-    assert_int_equal(imgsim_ctx_new(m, &ctx, &err), IMGSIM_OK);
+    imgsim_model *m = tu_model("mobilenet_edgetpu_224_1.0_uint8.tflite", IMGSIM_PRECISION_AUTO);
+    imgsim_ctx *ctx = tu_ctx(m);
     int d = imgsim_model_dim(m);
-    char(*paths)[512] = malloc(count * sizeof *paths);
-    const char **pp = malloc(count * sizeof *pp);
-    for (size_t i = 0; i < count; i++) {
-        snprintf(paths[i], sizeof paths[i], "%s", tu_data("wang1k/images/x.jpg"));
-        snprintf(strrchr(paths[i], '/') + 1, 32, "%zu.jpg", i);
-        pp[i] = paths[i];
-    }
-    embed_sink sink = {malloc(count * (size_t)d * sizeof(float)), d, 0};
-    assert_non_null(sink.vecs);
-    assert_int_equal(imgsim_embed_files(ctx, pp, count, NULL, on_vector, &sink, &err), IMGSIM_OK);
-    assert_int_equal(sink.done, count);
+    int nums[1000];
+    for (size_t i = 0; i < count; i++)
+        nums[i] = (int)i;
+    const char **pp = tu_wang_paths(nums, count);
+    float *vecs = tu_embed_files(ctx, d, pp, count);
     f = fopen(cache, "wb");
     if (f) {
         fwrite(&d, sizeof d, 1, f);
-        fwrite(sink.vecs, sizeof(float), count * (size_t)d, f);
+        fwrite(vecs, sizeof(float), count * (size_t)d, f);
         fclose(f);
     }
-    free(paths);
     free(pp);
-    imgsim_ctx_free(ctx);
-    imgsim_model_close(m);
+    tu_model_free(m, ctx);
     *n = count;
     *dim = d;
-    return sink.vecs;
+    return vecs;
 }
 
 /* recall@10 >= 0.95 at the default ef on real embeddings, every storage. */

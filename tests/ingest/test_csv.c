@@ -22,25 +22,7 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* A growing string. */
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->s = realloc(b->s, b->cap);
-        assert_non_null(b->s);
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
+static void sb_printf(tu_buf *b, const char *fmt, ...)
 {
     char tmp[256];
     va_list ap;
@@ -48,11 +30,11 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     assert_true(n >= 0 && (size_t)n < sizeof tmp);
-    sb_put(b, tmp, (size_t)n);
+    tu_buf_put(b, tmp, (size_t)n);
 }
 
 /* Append a field with CR/LF shown as \r and \n, long fields shortened. */
-static void sb_field(sbuf *b, const char *f)
+static void sb_field(tu_buf *b, const char *f)
 {
     size_t len = strlen(f);
     if (len > 64) {
@@ -61,11 +43,11 @@ static void sb_field(sbuf *b, const char *f)
     }
     for (const char *p = f; *p; p++) {
         if (*p == '\n')
-            sb_put(b, "\\n", 2);
+            tu_buf_put(b, "\\n", 2);
         else if (*p == '\r')
-            sb_put(b, "\\r", 2);
+            tu_buf_put(b, "\\r", 2);
         else
-            sb_put(b, p, 1);
+            tu_buf_put(b, p, 1);
     }
 }
 
@@ -80,8 +62,8 @@ static char *read_all(const char *path, char delim, int fold)
     imgsim_error err = {0};
     if (csv_open(path, delim, &r, &err) != IMGSIM_OK)
         fail_msg("csv_open %s: %s", path, err.msg);
-    sbuf b = {0};
-    sb_put(&b, "", 0);
+    tu_buf b = {0};
+    tu_buf_put(&b, "", 0);
     for (int guard = 0; guard < 100000; guard++) {
         csv_row row;
         imgsim_status s = csv_next(r, &row, &err);
@@ -99,13 +81,13 @@ static char *read_all(const char *path, char delim, int fold)
         sb_printf(&b, "%ld:", row.line);
         for (int i = 0; i < row.nfields; i++) {
             if (i)
-                sb_put(&b, "|", 1);
+                tu_buf_put(&b, "|", 1);
             sb_field(&b, row.fields[i]);
         }
-        sb_put(&b, "\n", 1);
+        tu_buf_put(&b, "\n", 1);
     }
     csv_close(r);
-    return b.s;
+    return (char *)b.p;
 }
 
 /* Write `len` bytes to a scratch file named `name`, then read_all it. */
@@ -489,33 +471,10 @@ static void test_column(void **state)
 
 /* ------------------------------------------------------------ real data */
 
-/* styles.csv from the Myntra collection: in $IMGSIM_DATA if extracted, else extracted here
- * from the shared tarball into the test output directory; NULL if neither is possible. */
-static const char *myntra_styles(void)
-{
-    static char path[4096];
-    snprintf(path, sizeof path, "%s", tu_data("myntra/styles.csv"));
-    if (access(path, R_OK) == 0)
-        return path;
-    snprintf(path, sizeof path, "%s", tu_out("myntra/styles.csv"));
-    if (access(path, R_OK) == 0)
-        return path;
-    char tarball[4096];
-    snprintf(tarball, sizeof tarball, "%s", tu_shared("data/myntra.tar.gz"));
-    if (access(tarball, R_OK) != 0)
-        return NULL;
-    char dir[4096], cmd[9000];
-    snprintf(dir, sizeof dir, "%s", tu_out(""));
-    snprintf(cmd, sizeof cmd, "tar -xzf '%s' -C '%s' myntra/styles.csv", tarball, dir);
-    if (system(cmd) != 0 || access(path, R_OK) != 0)
-        return NULL;
-    return path;
-}
-
 static void test_myntra_styles(void **state)
 {
     (void)state;
-    const char *path = myntra_styles();
+    const char *path = tu_extract("myntra.tar.gz", "myntra/styles.csv"); /* NULL: no data */
     if (!path) {
         skip();
         return;

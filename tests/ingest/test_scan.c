@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -148,8 +147,8 @@ static void test_sniff_encoded(void **state)
         g_free(b);
     }
     /* A real photo, when the data is extracted. */
-    if (access(tu_data("wang1k/images/0.jpg"), R_OK) == 0)
-        assert_string_equal(scan_sniff_file(tu_data("wang1k/images/0.jpg")), "jpeg");
+    if (access(tu_wang(0), R_OK) == 0)
+        assert_string_equal(scan_sniff_file(tu_wang(0)), "jpeg");
     /* Not images, or not readable as files. */
     tu_write(tu_out("scan_text.txt"), "just text\n", 10);
     assert_null(scan_sniff_file(tu_out("scan_text.txt")));
@@ -212,27 +211,9 @@ static int record(void *user, const scan_entry *e, const imgsim_error *err)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 static char tree[4096];
 
-static const char *in_tree(const char *rel)
-{
-    static char buf[4][4200];
-    static int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, sizeof buf[0], "%s/%s", tree, rel);
-    return p;
-}
+static const char *in_tree(const char *rel) { return tu_join(tree, rel); }
 
 static void put_file(const char *rel, const void *data, size_t len)
 {
@@ -255,14 +236,14 @@ static int build_tree(void)
 {
     snprintf(tree, sizeof tree, "%s", tu_out("scan_tree"));
     chmod(in_tree("locked"), 0755); /* left over from an interrupted run */
-    nftw(tree, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rmtree(tree);
     assert_int_equal(mkdir(tree, 0755), 0);
 
     /* JPEG bytes: a real photo if the data is there, else a minimal JFIF header. */
     size_t jlen;
     uint8_t *jpeg;
-    if (access(tu_data("wang1k/images/0.jpg"), R_OK) == 0) {
-        jpeg = tu_read(tu_data("wang1k/images/0.jpg"), &jlen);
+    if (access(tu_wang(0), R_OK) == 0) {
+        jpeg = tu_read(tu_wang(0), &jlen);
     } else {
         static const uint8_t jfif[] = {0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0};
         jlen = sizeof jfif;

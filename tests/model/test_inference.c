@@ -106,11 +106,9 @@ static float *embed_wang(imgsim_model *m, int n, int stride)
     imgsim_prep p;
     imgsim_model_prep(m, &p);
     for (int i = 0; i < n; i++) {
-        char rel[64];
-        snprintf(rel, sizeof rel, "wang1k/images/%d.jpg", i * stride);
         imgsim_image img;
-        if (imgsim_image_load_file(tu_data(rel), &p, &img, &e) != IMGSIM_OK)
-            fail_msg("%s: %s", rel, e.msg);
+        if (imgsim_image_load_file(tu_wang(i * stride), &p, &img, &e) != IMGSIM_OK)
+            fail_msg("%s: %s", tu_wang(i * stride), e.msg);
         assert_int_equal(imgsim_embed(c, &img, 1, out + (size_t)i * (size_t)d, NULL, &e), IMGSIM_OK);
         imgsim_image_free(&img);
     }
@@ -173,10 +171,10 @@ static void test_embedders_group_like_images(void **state)
         imgsim_model_prep(m, &p);
         float v[12][1024];
         for (int i = 0; i < 12; i++) {
-            char rel[64];
-            snprintf(rel, sizeof rel, "wang1k/images/%d.jpg", classes[i / 4] * 100 + 7 * (i % 4));
             imgsim_image img;
-            assert_int_equal(imgsim_image_load_file(tu_data(rel), &p, &img, &e), IMGSIM_OK);
+            assert_int_equal(imgsim_image_load_file(tu_wang(classes[i / 4] * 100 + 7 * (i % 4)), &p,
+                                                    &img, &e),
+                             IMGSIM_OK);
             assert_int_equal(imgsim_embed(c, &img, 1, v[i], NULL, &e), IMGSIM_OK);
             imgsim_image_free(&img);
         }
@@ -232,9 +230,7 @@ static void test_batch_and_normalisation(void **state)
     imgsim_model_prep(m, &p);
     imgsim_image imgs[16];
     for (int i = 0; i < 16; i++) {
-        char rel[64];
-        snprintf(rel, sizeof rel, "wang1k/images/%d.jpg", i * 61);
-        assert_int_equal(imgsim_image_load_file(tu_data(rel), &p, &imgs[i], &e), IMGSIM_OK);
+        assert_int_equal(imgsim_image_load_file(tu_wang(i * 61), &p, &imgs[i], &e), IMGSIM_OK);
     }
     float *batch = malloc(sizeof(float) * 16 * (size_t)d);
     assert_non_null(batch);

@@ -39,7 +39,7 @@ die() { echo "FAIL $*"; exit 1; }
     || die "python3-onnx / python3-numpy missing (scripts/deps.sh installs them)"
 command -v node > /dev/null && command -v npm > /dev/null || die "node/npm missing (scripts/deps.sh installs them)"
 if ! (cd "$ROOT/bench/ort" && node -e "require('onnxruntime-node')") > /dev/null 2>&1; then
-    (cd "$ROOT/bench/ort" && npm install --ignore-scripts --no-audit --no-fund > "$OUT/npm.log" 2>&1) \
+    (cd "$ROOT/bench/ort" && npm ci --ignore-scripts --no-audit --no-fund > "$OUT/npm.log" 2>&1) \
         || { tail -20 "$OUT/npm.log"; die "npm install onnxruntime-node (in bench/ort)"; }
     (cd "$ROOT/bench/ort" && node -e "require('onnxruntime-node')") || die "onnxruntime-node does not load"
 fi

@@ -12,26 +12,12 @@
 
 #include "../testutil.h"
 #include "model/graph.h"
+#include "irtest.h"
 #include "model/onnx_pb.h"
 
 /* ------------------------------------------------------------------ protobuf writer */
 
-typedef struct pbw {
-    uint8_t *p;
-    size_t n, cap;
-} pbw;
-
-static void w_raw(pbw *b, const void *d, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    if (n)
-        memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
+typedef tu_buf pbw;
 
 static void w_varint(pbw *b, uint64_t v)
 {
@@ -44,7 +30,7 @@ static void w_varint(pbw *b, uint64_t v)
             t[k] |= 0x80;
         k++;
     } while (v);
-    w_raw(b, t, (size_t)k);
+    tu_buf_put(b, t, (size_t)k);
 }
 
 static void w_tag(pbw *b, int field, int wire) { w_varint(b, (uint64_t)field << 3 | (uint64_t)wire); }
@@ -59,7 +45,7 @@ static void w_bytes(pbw *b, int field, const void *d, size_t n)
 {
     w_tag(b, field, 2);
     w_varint(b, n);
-    w_raw(b, d, n);
+    tu_buf_put(b, d, n);
 }
 
 static void w_str(pbw *b, int field, const char *s) { w_bytes(b, field, s, strlen(s)); }
@@ -96,7 +82,7 @@ static void attr_float(pbw *n, const char *name, float f)
     w_str(&a, 1, name);
     w_int(&a, 20, 1);
     w_tag(&a, 2, 5);
-    w_raw(&a, &f, 4);
+    tu_buf_put(&a, &f, 4);
     w_msg(n, 5, &a);
 }
 
@@ -117,7 +103,7 @@ static void node(pbw *g, const char *op, const char *name, const char *ins, cons
     w_str(&n, 3, name);
     w_str(&n, 4, op);
     if (attrs) {
-        w_raw(&n, attrs->p, attrs->n);
+        tu_buf_put(&n, attrs->p, attrs->n);
         free(attrs->p);
         memset(attrs, 0, sizeof *attrs);
     }
@@ -187,14 +173,6 @@ static imgsim_status read_pb(pbw *m, const char *dir, ir_graph *g, imgsim_error 
     return onnx_read(b, n, dir, g, e); /* takes b */
 }
 
-static int count(const ir_graph *g, ir_op_kind k)
-{
-    int n = 0;
-    for (int i = 0; i < g->nops; i++)
-        n += g->ops[i].kind == k;
-    return n;
-}
-
 static const ir_op *first(const ir_graph *g, ir_op_kind k)
 {
     for (int i = 0; i < g->nops; i++)
@@ -235,13 +213,13 @@ static void test_int8_structure(void **state)
     assert_int_equal(ir_numel(&g.t[g.output]), 1000);
     /* 52 quantized convolutions, 17 of them depthwise; 11 QLinearAdd (10 residual, one the
      * classifier's bias); the Shape chain folded, its DequantizeLinear dropped */
-    assert_int_equal(count(&g, IR_CONV2D) + count(&g, IR_DWCONV2D), 52);
-    assert_int_equal(count(&g, IR_DWCONV2D), 17);
-    assert_int_equal(count(&g, IR_ADD), 11);
-    assert_int_equal(count(&g, IR_FULLY_CONNECTED), 1);
-    assert_int_equal(count(&g, IR_MEAN), 1);
-    assert_int_equal(count(&g, IR_RESHAPE), 1);
-    assert_int_equal(count(&g, IR_DEQUANTIZE), 1);
+    assert_int_equal(ir_count_ops(&g, IR_CONV2D) + ir_count_ops(&g, IR_DWCONV2D), 52);
+    assert_int_equal(ir_count_ops(&g, IR_DWCONV2D), 17);
+    assert_int_equal(ir_count_ops(&g, IR_ADD), 11);
+    assert_int_equal(ir_count_ops(&g, IR_FULLY_CONNECTED), 1);
+    assert_int_equal(ir_count_ops(&g, IR_MEAN), 1);
+    assert_int_equal(ir_count_ops(&g, IR_RESHAPE), 1);
+    assert_int_equal(ir_count_ops(&g, IR_DEQUANTIZE), 1);
     assert_int_equal(g.nops, 67);
     for (int i = 0; i < g.nops; i++) {
         const ir_op *op = &g.ops[i];
@@ -475,7 +453,7 @@ static void test_foreign_files(void **state)
     ir_graph_free(&g);
     /* a JPEG */
     size_t len;
-    b = tu_read(tu_data("wang1k/images/0.jpg"), &len);
+    b = tu_read(tu_wang(0), &len);
     one_line_error(onnx_read(b, len, NULL, &g, &e), &e);
     ir_graph_free(&g);
     /* a TFLite model */
@@ -717,7 +695,7 @@ static void test_numerics_conv(void **state)
     pbw m = model(&g, 11);
     /* the structure */
     pbw copy = {0};
-    w_raw(&copy, m.p, m.n);
+    tu_buf_put(&copy, m.p, m.n);
     ir_graph ig;
     imgsim_error e = {0};
     if (read_pb(&copy, NULL, &ig, &e) != IMGSIM_OK)
@@ -786,13 +764,13 @@ static void test_numerics_flatten_gemm(void **state)
     value_info(&g, 12, "y", NULL, 0);
     pbw m = model(&g, 12);
     pbw copy = {0};
-    w_raw(&copy, m.p, m.n);
+    tu_buf_put(&copy, m.p, m.n);
     ir_graph ig;
     imgsim_error e = {0};
     if (read_pb(&copy, NULL, &ig, &e) != IMGSIM_OK)
         fail_msg("%s", e.msg);
     assert_int_equal(ig.nops, 4); /* Conv2D, MaxPool, Reshape, FullyConnected */
-    assert_int_equal(count(&ig, IR_RESHAPE), 1);
+    assert_int_equal(ir_count_ops(&ig, IR_RESHAPE), 1);
     assert_false(ig.t[ir_find_tensor(&ig, "f")].data);
     ir_graph_free(&ig);
     int dim;

@@ -9,6 +9,7 @@
 #include "../testutil.h"
 #include "model/flatbuf.h"
 #include "model/graph.h"
+#include "irtest.h"
 
 static ir_graph load(const char *file)
 {
@@ -21,14 +22,6 @@ static ir_graph load(const char *file)
     if (tflite_read(b, len, &g, &e) != IMGSIM_OK)
         fail_msg("%s: %s", file, e.msg);
     return g;
-}
-
-static int count(const ir_graph *g, ir_op_kind k)
-{
-    int n = 0;
-    for (int i = 0; i < g->nops; i++)
-        n += g->ops[i].kind == k;
-    return n;
 }
 
 static void test_edgetpu(void **state)
@@ -46,9 +39,9 @@ static void test_edgetpu(void **state)
     int pool = ir_find_tensor(&g, "MobilenetEdgeTPU/Logits/AvgPool");
     assert_true(pool >= 0);
     assert_int_equal(ir_numel(&g.t[pool]), 1280);
-    assert_int_equal(count(&g, IR_CONV2D), 46);
-    assert_int_equal(count(&g, IR_DWCONV2D), 13);
-    assert_int_equal(count(&g, IR_ADD), 15);
+    assert_int_equal(ir_count_ops(&g, IR_CONV2D), 46);
+    assert_int_equal(ir_count_ops(&g, IR_DWCONV2D), 13);
+    assert_int_equal(ir_count_ops(&g, IR_ADD), 15);
     /* 5x5 depthwise kernels exist and every shape is known */
     int k5 = 0;
     for (int i = 0; i < g.nops; i++) {
@@ -71,9 +64,9 @@ static void test_all_models_load(void **state)
         assert_int_equal(ir_numel(&g.t[g.output]), dims[f]);
         if (f == 2) { /* float model with hard-swish and squeeze-excite */
             assert_int_equal(g.t[g.input].dtype, IR_F32);
-            assert_true(count(&g, IR_HARD_SWISH) > 0);
-            assert_true(count(&g, IR_MEAN) > 0);
-            assert_true(count(&g, IR_MUL) > 0);
+            assert_true(ir_count_ops(&g, IR_HARD_SWISH) > 0);
+            assert_true(ir_count_ops(&g, IR_MEAN) > 0);
+            assert_true(ir_count_ops(&g, IR_MUL) > 0);
             /* the file stores placeholder shapes ([1,1,1,16]); inference fixes them */
             const ir_op *first_conv = NULL;
             for (int i = 0; i < g.nops && !first_conv; i++)

@@ -16,7 +16,7 @@ fail() { echo "FAIL $*"; exit 1; }
 
 # --- tools: chromium (apt), node + playwright-core (npm)
 if [ ! -x /usr/bin/chromium ] || ! command -v node > /dev/null || ! command -v npm > /dev/null; then
-    "$ROOT/scripts/deps_web.sh" browser || fail "cannot install chromium/node (scripts/deps_web.sh)"
+    "$ROOT/scripts/deps.sh" test || fail "cannot install chromium/node (scripts/deps.sh test)"
 fi
 # node_modules lives under build/, not tests/: scripts/run_tests.sh runs every tests/**/*.sh, and
 # playwright-core ships shell scripts (bin/reinstall_chrome_*.sh) that must never run.
@@ -26,7 +26,7 @@ for f in package.json package-lock.json; do
     cmp -s "$HERE/$f" "$NODE_DIR/$f" || { cp "$HERE/$f" "$NODE_DIR/$f"; rm -rf "$NODE_DIR/node_modules"; }
 done
 if [ ! -d "$NODE_DIR/node_modules/playwright-core" ]; then
-    (cd "$NODE_DIR" && npm install --ignore-scripts --no-audit --no-fund > "$OUT/npm.log" 2>&1) \
+    (cd "$NODE_DIR" && npm ci --ignore-scripts --no-audit --no-fund > "$OUT/npm.log" 2>&1) \
         || { cat "$OUT/npm.log"; fail "npm install playwright-core (in $NODE_DIR)"; }
 fi
 

@@ -1,0 +1,18 @@
+/*
+ * grow.h — the one way a growable array gets room: doubling capacity, overflow-checked.
+ *
+ *     if (grow_array((void **)&v, &cap, n + 1, sizeof *v, 64) != 0) return nomem;
+ *     v[n++] = x;
+ */
+#ifndef IMGSIM_CORE_GROW_H
+#define IMGSIM_CORE_GROW_H
+
+#include <stddef.h>
+
+/* Make *p (an array of *cap elements of `size` bytes) hold at least `need` elements: when it
+ * is too small, the capacity doubles (from `first` when 0) until it does, and *p is
+ * reallocated. Returns 0, or -1 when the size overflows or realloc fails (*p and *cap are then
+ * unchanged, and still owned by the caller). */
+int grow_array(void **p, size_t *cap, size_t need, size_t size, size_t first);
+
+#endif
