@@ -24,10 +24,12 @@
 #include <xnnpack.h>
 
 #include "core/error.h"
-#include "model/exec.h"
-#include "model/graph.h"
+#include "model/exec/exec.h"
+#include "model/ir/graph.h"
 #include "model/model.h"
+#include "model/onnx/onnx.h"
 #include "model/registry.h"
+#include "model/tflite/tflite.h"
 
 #define MAX_MODEL_BYTES ((size_t)2 << 30)
 #define CTX_BATCH 16

@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "../testutil.h"
-#include "model/exec.h"
-#include "model/graph.h"
-#include "model/qconv.h"
+#include "model/exec/exec.h"
+#include "model/ir/graph.h"
+#include "model/kernels/qconv.h"
 
 /* ---------------------------------------------------------------- graph building */
 

@@ -11,8 +11,9 @@
 #include <string.h>
 
 #include "../testutil.h"
-#include "model/graph.h"
-#include "model/onnx_pb.h"
+#include "model/ir/graph.h"
+#include "model/onnx/onnx.h"
+#include "model/onnx/onnx_pb.h"
 
 /* ------------------------------------------------------------------ protobuf writer */
 

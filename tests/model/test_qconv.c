@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "../testutil.h"
-#include "model/qconv.h"
+#include "model/kernels/qconv.h"
 
 static unsigned rng = 12345;
 static uint8_t rnd8(void)

@@ -1,7 +1,7 @@
 /*
  * graph.c — small helpers over the graph IR: names, sizes, lookups and freeing.
  */
-#include "model/graph.h"
+#include "model/ir/graph.h"
 
 #include <stdlib.h>
 #include <string.h>

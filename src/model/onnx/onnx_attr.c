@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx_reader.h"
 
 imgsim_status ox_fail(ox_ctx *c, const ox_node *n, imgsim_status code, const char *fmt, ...)
 {

@@ -7,7 +7,7 @@
  * convolutions and pools, so the executor never has to; pads a front-end set itself
  * (op->pad_explicit: ONNX pads, possibly asymmetric) are kept. Dimension 0 is the batch.
  */
-#include "model/graph.h"
+#include "model/ir/graph.h"
 
 #include <math.h>
 #include <string.h>

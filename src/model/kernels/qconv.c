@@ -17,7 +17,7 @@
  * stride 1, no padding) read the activation rows in place; other shapes gather each tile's
  * patches (im2col, zero point for padding) into a stack buffer first.
  */
-#include "model/qconv.h"
+#include "model/kernels/qconv.h"
 
 #include <immintrin.h>
 #include <math.h>

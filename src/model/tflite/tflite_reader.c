@@ -14,14 +14,14 @@
  * OperatorCode{deprecated_builtin_code 0, custom_code 1, version 2, builtin_code 3};
  * Buffer{data 0, offset 1, size 2}.
  */
-#include "model/graph.h"
+#include "model/tflite/tflite.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "model/flatbuf.h"
+#include "model/tflite/flatbuf.h"
 
 /* BuiltinOperator names, indexed by code (for error messages). */
 static const char *const builtin_names[] = {

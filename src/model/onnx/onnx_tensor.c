@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx_reader.h"
 
 void *ox_alloc(size_t bytes)
 {

@@ -6,7 +6,7 @@
  * absent. Reference fields hold a uint32 offset relative to the field's own position; vectors
  * and strings start with a uint32 count.
  */
-#include "model/flatbuf.h"
+#include "model/tflite/flatbuf.h"
 
 #include <string.h>
 

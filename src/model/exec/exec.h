@@ -14,7 +14,7 @@
 #ifndef IMGSIM_MODEL_EXEC_H
 #define IMGSIM_MODEL_EXEC_H
 
-#include "model/graph.h"
+#include "model/ir/graph.h"
 
 typedef struct exec_plan {
     const ir_graph *g;

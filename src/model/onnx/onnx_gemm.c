@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx_reader.h"
 
 imgsim_status ox_permute_chw(ox_ctx *c, const ox_node *n, uint8_t *w, int64_t rows,
                              const int64_t chw[3], size_t es)

@@ -28,7 +28,7 @@
  * process holding a core). Larger fp32 models run every batch layer by layer, with the same
  * fallback to one thread. See docs/MODELS.md.
  */
-#include "model/exec.h"
+#include "model/exec/exec.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -41,7 +41,7 @@
 #include <xnnpack.h>
 
 #include "core/error.h"
-#include "model/qconv.h"
+#include "model/kernels/qconv.h"
 
 #define ALIGN 64
 #define PAD_BYTES 64 /* slack after constant copies: XNNPACK kernels may over-read */

@@ -17,7 +17,7 @@
  * (type 5), little-endian. Groups (types 3 and 4) are obsolete and refused. Repeated scalars
  * may be packed (one type-2 field holding the concatenated encodings) or not, even mixed.
  */
-#include "model/onnx_pb.h"
+#include "model/onnx/onnx_pb.h"
 
 #include <string.h>
 

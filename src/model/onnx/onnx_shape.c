@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx_reader.h"
 
 int ox_reshape_dims(int rank, const int64_t *dims, const int64_t *target, int tn, int allowzero,
                     int64_t *out)

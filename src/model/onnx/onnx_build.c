@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx_reader.h"
 
 ir_dtype ox_ir_dtype(int onnx_dtype)
 {

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx_reader.h"
 
 imgsim_status ox_qparams(ox_ctx *c, const ox_node *n, int k_scale, int k_zp, float *scale,
                          int32_t *zp, int *is_int8)

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx_reader.h"
 
 static int is(const ox_node *n, const char *op)
 {

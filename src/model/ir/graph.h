@@ -1,7 +1,7 @@
 /*
  * graph.h — imgsim's small graph IR: tensors (shape, dtype, quantization, constant data)
- * and operators in execution order. Front-ends (tflite_reader.c, onnx_reader.c) produce it,
- * shape.c completes it, exec.c lowers it onto XNNPACK operators.
+ * and operators in execution order. Front-ends (model/tflite, model/onnx) produce it,
+ * shape.c completes it, model/exec lowers it onto XNNPACK operators.
  *
  * Layout is NHWC throughout: the ONNX front-end converts NCHW models once, at the input
  * (weights are transposed at load, axes remapped). Constant data normally points into the model file's bytes,
@@ -114,13 +114,5 @@ void ir_graph_free(ir_graph *g);
 
 /* Complete missing shapes and compute padding; checks every operator's operands. */
 imgsim_status ir_infer_shapes(ir_graph *g, imgsim_error *err);
-
-/* Read a .tflite file held in memory; on success the graph takes ownership of `bytes`. */
-imgsim_status tflite_read(uint8_t *bytes, size_t len, ir_graph *g, imgsim_error *err);
-
-/* Read an ONNX model held in memory; on success the graph takes ownership of `bytes`.
- * `dir` is the model file's directory, for external-data files (NULL: none allowed). */
-imgsim_status onnx_read(uint8_t *bytes, size_t len, const char *dir, ir_graph *g,
-                        imgsim_error *err);
 
 #endif

@@ -28,8 +28,8 @@
 
 #include "core/error.h"
 #include "core/strmap.h"
-#include "model/graph.h"
-#include "model/onnx_pb.h"
+#include "model/ir/graph.h"
+#include "model/onnx/onnx_pb.h"
 
 /* TensorProto.DataType */
 enum {

@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx.h"
+#include "model/onnx/onnx_reader.h"
 
 #define CORRUPT(what) imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: bad %s", what)
 

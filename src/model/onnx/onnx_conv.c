@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx_reader.h"
 
 /* Spatial attributes of a convolution or pooling node. */
 imgsim_status ox_window(ox_ctx *c, const ox_node *n, const int64_t *in_hw, const int64_t *k,

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx_reader.h"
+#include "model/onnx/onnx_reader.h"
 
 #define NOT_FOLDABLE 0
 
