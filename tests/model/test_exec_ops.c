@@ -16,6 +16,7 @@
 #include "../testutil.h"
 #include "model/exec/exec.h"
 #include "model/ir/graph.h"
+#include "model/kernels/fconv.h"
 #include "model/kernels/qconv.h"
 
 /* ---------------------------------------------------------------- graph building */

@@ -17,7 +17,11 @@
 #include <string.h>
 
 #include "../testutil.h"
+#include "model/kernels/fconv.h"
+#include "model/kernels/qadd.h"
 #include "model/kernels/qconv.h"
+#include "model/kernels/qdwconv.h"
+#include "model/kernels/qgap.h"
 
 static unsigned rng = 12345;
 static uint8_t rnd8(void)

@@ -41,7 +41,12 @@
 #include <xnnpack.h>
 
 #include "core/error.h"
+#include "model/kernels/fconv.h"
+#include "model/kernels/fswish.h"
+#include "model/kernels/qadd.h"
 #include "model/kernels/qconv.h"
+#include "model/kernels/qdwconv.h"
+#include "model/kernels/qgap.h"
 
 #define ALIGN 64
 #define PAD_BYTES 64 /* slack after constant copies: XNNPACK kernels may over-read */

@@ -1,7 +1,8 @@
 /*
- * qconv.h — imgsim's own kernels: uint8 (TFLite "qu8") and int8-weight (ONNX) convolutions
- * on AVX512-VNNI, exact; fp32 convolutions on AVX512F (fconv); ONNX Runtime's QLinearAdd and
- * QLinearGlobalAveragePool arithmetic; a one-pass swish.
+ * qconv.h — imgsim's exact uint8 (TFLite "qu8") and int8-weight (ONNX) convolution on
+ * AVX512-VNNI (qconv.c), and the parameters and checks it shares with the depthwise kernel
+ * (qdwconv.h). The other kernels of model/kernels: fconv.h (fp32 convolution), fswish.h,
+ * qadd.h (QLinearAdd), qgap.h (QLinearGlobalAveragePool).
  *
  * XNNPACK's qu8 convolutions (Debian's 2022 snapshot) widen bytes to 16 bits and use
  * vpmaddwd; this machine's VNNI instruction (vpdpbusd: 64 uint8 x int8 products per
@@ -24,8 +25,8 @@
  * (MlasRequantizeOutput): float(acc) * multiplier, clamped to [0 - zy, 255 - zy], rounded to
  * nearest even, plus zy.
  */
-#ifndef IMGSIM_MODEL_QCONV_H
-#define IMGSIM_MODEL_QCONV_H
+#ifndef IMGSIM_MODEL_KERNELS_QCONV_H
+#define IMGSIM_MODEL_KERNELS_QCONV_H
 
 #include <pthreadpool.h>
 #include <stddef.h>
@@ -65,67 +66,5 @@ void qconv_free(qconv *q);
 /* n images of in_h x in_w x cin (NHWC, uint8) into n x out_h x out_w x cout. */
 void qconv_run(const qconv *q, size_t n, size_t in_h, size_t in_w, size_t out_h, size_t out_w,
                const uint8_t *x, uint8_t *y, pthreadpool_t pool);
-
-/* Depthwise (multiplier 1) uint8 convolution, exact, in qdwconv.c: pairs of taps are
- * multiplied as int16 with vpdpwssd, padding reads a row of input zero points. Parameters
- * as above with cin == cout == channels and w in TFLite's [1][kh][kw][channels] layout
- * (uint8 or int8, per-tensor or per-channel scales alike). */
-typedef struct qdwconv qdwconv;
-qdwconv *qdwconv_new(const qconv_params *p, int *unsupported);
-void qdwconv_free(qdwconv *q);
-void qdwconv_run(const qdwconv *q, size_t n, size_t in_h, size_t in_w, size_t out_h,
-                 size_t out_w, const uint8_t *x, uint8_t *y, pthreadpool_t pool);
-
-/* fp32 convolution (and fully connected layers as 1x1 convolutions) on AVX512F, in qconv.c:
- * an "indirect" GEMM — each tile of 6 output pixels x 64 channels accumulates in 24 zmm
- * registers over taps and input channels, reading the NHWC input in place (a zero row for
- * padding), weights packed per 64-channel group as [k][64]; K is cut into L2-sized chunks
- * (accumulating in the output) when the packed group outgrows L2. XNNPACK 2022's f32 GEMM
- * keeps 7 accumulators (7x16) and runs at about half this rate on Zen 5. */
-typedef struct fconv_params {
-    size_t kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
-    size_t cin, cout;
-    const float *w;       /* [cout][kh][kw][cin] */
-    const float *bias;    /* [cout] or NULL */
-    float y_min, y_max;   /* output clamp (-INFINITY / INFINITY for none) */
-    int swish;            /* then y = y * sigmoid(y) (ONNX Sigmoid + Mul, EfficientNet) */
-} fconv_params;
-typedef struct fconv fconv;
-
-/* 1 if this CPU can run fconv kernels (AVX512F). */
-int fconv_available(void);
-/* NULL with *unsupported = 1 if the CPU or shape is not handled, *unsupported = 0 when out of
- * memory. */
-fconv *fconv_new(const fconv_params *p, int *unsupported);
-void fconv_free(fconv *f);
-void fconv_run(const fconv *f, size_t n, size_t in_h, size_t in_w, size_t out_h, size_t out_w,
-               const float *x, float *y, pthreadpool_t pool);
-
-/* Swish / SiLU, y = x * sigmoid(x) = x / (1 + exp(-x)), in one pass over n floats (AVX512F;
- * exp by range reduction and a degree-6 polynomial: relative error ~2e-7). The fused form of
- * ONNX's Sigmoid + Mul (EfficientNet); y may be x. */
-void fswish_run(const float *x, float *y, size_t n, pthreadpool_t pool);
-
-/* ONNX Runtime's QLinearAdd, bit for bit (its x86 kernel: real ratios, fused multiply-adds,
- * round half to even): with ra = sa / sc, rb = sb / sc and fixed = zc - fma(ra, za, rb * zb),
- *   c = sat_u8(round(fma(a, ra, fma(b, rb, fixed))))
- * (b a single value too). Checked against onnxruntime-node 1.30 on every input pair for 43
- * scale sets. AVX512 CPUs only (qconv_available). `b` has blen values, repeated along a
- * (blen divides n; 1: a single value). A single *a* (ONNX Runtime's other scalar case) is
- * fma(b, rb, fma(a, ra, fixed)): swap ra and rb after qadd_init and pass b as `a`. */
-typedef struct qadd_params {
-    float ra, rb, fixed;
-    uint8_t lo, hi;       /* output clamp (a fused activation), 0..255 without one */
-} qadd_params;
-void qadd_init(qadd_params *p, float sa, int32_t za, float sb, int32_t zb, float sc,
-               int32_t zc, uint8_t lo, uint8_t hi);
-void qadd_run(const qadd_params *p, const uint8_t *a, const uint8_t *b, size_t blen, size_t n,
-              uint8_t *c, pthreadpool_t pool);
-
-/* ONNX Runtime's QLinearGlobalAveragePool over NHWC, bit for bit: per channel, the sum of
- * hw bytes minus zx * hw, times sx / (sy * hw), clamped to [lo - zy, hi - zy], rounded half to
- * even, plus zy. n images of hw pixels x c channels into n x c bytes. AVX512 CPUs only. */
-void qgap_run(const uint8_t *x, size_t n, size_t hw, size_t c, float sx, int32_t zx, float sy,
-              int32_t zy, uint8_t lo, uint8_t hi, uint8_t *y);
 
 #endif

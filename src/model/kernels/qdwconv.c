@@ -1,5 +1,5 @@
 /*
- * qdwconv.c — exact uint8 depthwise convolution on AVX512 (contract in qconv.h).
+ * qdwconv.c — exact uint8 depthwise convolution on AVX512 (contract in qdwconv.h).
  *
  * Two schemes compute the same integer sums. When every w - zw fits int8 (always for ONNX's
  * int8 weights with zero point 0) the "quad" scheme multiplies four taps at once with
@@ -19,11 +19,11 @@
  * use the same order, and packs_epi32(lo, hi) restores channel order for free. Weights may be
  * uint8 or int8 (ONNX), with one multiplier or one per channel: w - zw fits int16 either way.
  */
+#include "model/kernels/qdwconv.h"
+
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "model/kernels/qconv.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define MAX_TAPS QDW_MAX_TAPS
