@@ -9,26 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx/onnx_reader.h"
-
-imgsim_status ox_permute_chw(ox_ctx *c, const ox_node *n, uint8_t *w, int64_t rows,
-                             const int64_t chw[3], size_t es)
-{
-    int64_t ch = chw[0], hw = chw[1] * chw[2], k = ch * hw;
-    uint8_t *row = malloc((size_t)k * es);
-    if (!row)
-        return ox_nomem(c);
-    (void)n;
-    for (int64_t r = 0; r < rows; r++) {
-        uint8_t *src = w + (size_t)(r * k) * es;
-        for (int64_t ci = 0; ci < ch; ci++)
-            for (int64_t p = 0; p < hw; p++)
-                memcpy(row + (size_t)(p * ch + ci) * es, src + (size_t)(ci * hw + p) * es, es);
-        memcpy(src, row, (size_t)k * es);
-    }
-    free(row);
-    return IMGSIM_OK;
-}
+#include "model/onnx/onnx_lower.h"
 
 /* The Add of a constant vector of `nout` floats that is the only reader of `vi`, or -1. */
 static int bias_add_after(ox_ctx *c, int vi, int64_t nout, int *kc)

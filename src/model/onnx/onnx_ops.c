@@ -1,9 +1,8 @@
 /*
  * onnx_ops.c — ONNX float operators (other than Conv) as IR operators: activations, Add /
  * Sub / Mul / Div with broadcasting, pools, global pools and ReduceMean over H,W, the
- * reshape family, Gemm / MatMul with constant weights, Concat, Softmax, standalone
- * BatchNormalization, Identity / Dropout, and Transposes that only relabel the layout
- * (Gemm / MatMul: onnx_gemm.c).
+ * reshape family, Concat, Softmax, standalone BatchNormalization, Identity / Dropout, and
+ * Transposes that only relabel the layout (Gemm / MatMul: onnx_gemm.c).
  *
  * Layout rules (onnx_reader.h): NCHW activations are NHWC in the IR, so channel axes are
  * remapped (1 -> 3), and a reshape is free only when NCHW and NHWC hold the data in the
@@ -14,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/onnx/onnx_reader.h"
+#include "model/onnx/onnx_lower.h"
 
 static int is(const ox_node *n, const char *op)
 {
@@ -66,77 +65,6 @@ static imgsim_status clip(ox_ctx *c, ox_node *n)
         c->g->ops[o].hi = hi;
     }
     return st;
-}
-
-imgsim_status ox_binary(ox_ctx *c, const ox_node *n, int ka, int kb, int quant, int ir[2],
-                        ox_layout *lay, int *rank, int64_t *dims)
-{
-    int k[2] = {ka, kb}, act = -1;
-    imgsim_status st;
-    for (int i = 0; i < 2; i++)
-        if (k[i] >= n->nin || n->in[k[i]] < 0)
-            return ox_fail(c, n, IMGSIM_E_MODEL, "input %d is missing", k[i] + 1);
-    const ox_value *v[2] = {&c->v[n->in[ka]], &c->v[n->in[kb]]};
-    if (v[0]->is_const && v[1]->is_const)
-        return ox_fail(c, n, IMGSIM_E_UNSUPPORTED, "both inputs are constants");
-    /* the activation(s) */
-    for (int i = 0; i < 2; i++) {
-        if (v[i]->is_const)
-            continue;
-        int vi;
-        if ((st = ox_act_in(c, n, k[i], &vi)) != IMGSIM_OK)
-            return st;
-        if (quant) {
-            if ((st = ox_qinput(c, n, k[i], &ir[i])) != IMGSIM_OK)
-                return st;
-        } else if (v[i]->dtype != OX_FLOAT) {
-            return ox_fail(c, n, IMGSIM_E_UNSUPPORTED, "input '%s' is not float", v[i]->name);
-        } else {
-            ir[i] = v[i]->ir;
-        }
-        if (act < 0 || (v[i]->layout == OX_NCHW && v[i]->rank == 4))
-            act = i;
-    }
-    const ox_value *a = v[act], *o = v[1 - act];
-    if (!o->is_const && o->layout != a->layout && ox_numel(o) != 1 && ox_numel(a) != 1)
-        return ox_fail(c, n, IMGSIM_E_UNSUPPORTED, "inputs '%s' and '%s' have different layouts",
-                       a->name, o->name);
-    *lay = a->layout;
-    /* the constant */
-    if (o->is_const) {
-        int ko = k[1 - act];
-        if ((st = ox_broadcast_const(c, n, &c->v[n->in[ko]], a->rank, a->layout,
-                                     quant ? IR_U8 : IR_F32, &ir[1 - act])) != IMGSIM_OK)
-            return st;
-        if (quant) {
-            float s;
-            int32_t z;
-            int i8;
-            if ((st = ox_qparams(c, n, ko + 1, ko + 2, &s, &z, &i8)) != IMGSIM_OK)
-                return st;
-            ir_tensor *t = &c->g->t[ir[1 - act]];
-            if (i8)
-                return ox_fail(c, n, IMGSIM_E_UNSUPPORTED, "int8 constants are not supported");
-            if (t->quantized && (t->scale != s || t->zero_point != z))
-                return ox_fail(c, n, IMGSIM_E_UNSUPPORTED,
-                               "constant '%s' is used with two quantizations", o->name);
-            t->quantized = 1;
-            t->scale = s;
-            t->zero_point = z;
-        }
-    }
-    /* ONNX broadcast of the two shapes */
-    int r = a->rank > o->rank ? a->rank : o->rank;
-    for (int i = 0; i < r; i++) {
-        int ia = i - (r - a->rank), ib = i - (r - o->rank);
-        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? o->dims[ib] : 1;
-        if (da != db && da != 1 && db != 1)
-            return ox_fail(c, n, IMGSIM_E_MODEL, "shapes of '%s' and '%s' do not broadcast",
-                           a->name, o->name);
-        dims[i] = da == 1 ? db : da;
-    }
-    *rank = r;
-    return IMGSIM_OK;
 }
 
 static imgsim_status binary(ox_ctx *c, ox_node *n, ir_op_kind kind)
@@ -644,8 +572,6 @@ imgsim_status ox_lower_op(ox_ctx *c, ox_node *n, int *handled)
         st = reshape(c, n);
     } else if (is(n, "Transpose")) {
         st = transpose(c, n);
-    } else if (is(n, "Gemm") || is(n, "MatMul")) {
-        st = ox_lower_gemm(c, n, n->op[0] == 'M');
     } else if (is(n, "Concat")) {
         st = concat(c, n);
     } else if (is(n, "Softmax")) {

@@ -419,6 +419,9 @@ static imgsim_status walk_nodes(ox_ctx *c)
             if (n->ms == 0 && (!strcmp(n->op, "Conv") || !strcmp(n->op, "QLinearConv"))) {
                 st = ox_lower_conv(c, n, n->op[0] == 'Q');
                 handled = 1;
+            } else if (n->ms == 0 && (!strcmp(n->op, "Gemm") || !strcmp(n->op, "MatMul"))) {
+                st = ox_lower_gemm(c, n, n->op[0] == 'M');
+                handled = 1;
             } else if (n->ms >= 0) {
                 st = ox_lower_qop(c, n, &handled);
                 if (st == IMGSIM_OK && !handled && n->ms == 0)

@@ -10,10 +10,16 @@
  *   onnx_attr.c    error messages, node attributes
  *   onnx_fold.c    constant folding of shape arithmetic
  *   onnx_shape.c   shape rules of Reshape / Flatten / Squeeze / Unsqueeze
+ *   onnx_lower.c   lowering helpers the operator files share (onnx_lower.h): windows, fused
+ *                  activations, BatchNormalization parameters, element-wise operands,
+ *                  quantized operands
  *   onnx_conv.c    Conv / QLinearConv, BatchNormalization folding, activation fusion
- *   onnx_ops.c     every other float operator
  *   onnx_gemm.c    Gemm / MatMul
+ *   onnx_ops.c     every other float operator
  *   onnx_qops.c    the QOperator set (QuantizeLinear, QLinearAdd, QLinearMatMul, ...)
+ *
+ * The four operator files are leaves: each uses this header and onnx_lower.h, never another
+ * operator file.
  *
  * Values are ONNX tensors by name. A value is a constant (initializer, Constant node or a
  * folded result; data in ONNX layout) or an activation with an IR tensor. Rank-4
@@ -207,57 +213,12 @@ int ox_unsqueeze_dims(int rank, const int64_t *dims, const int64_t *axes, int na
 int ox_reshape_target(ox_ctx *c, const ox_node *n, int rank, const int64_t *dims, int64_t *out,
                       imgsim_status *st);
 
-/* ---- windows of convolutions and pools (onnx_conv.c) */
-typedef struct ox_win {
-    int64_t stride[2], dil[2];
-    int64_t pad[4];          /* top, left, bottom, right */
-    int64_t out[2];          /* output H, W (floor) */
-    int64_t ceil_out[2];     /* output H, W with ceil_mode */
-    int same[2];             /* padding equals TensorFlow SAME */
-} ox_win;
-/* strides, dilations, pads and auto_pad of `n` over input H,W `in_hw` and kernel `k`. */
-imgsim_status ox_window(ox_ctx *c, const ox_node *n, const int64_t *in_hw, const int64_t *k,
-                        int allow_dil, ox_win *w);
-void ox_set_window(ir_op *op, const ox_win *w);
-/* Clip's bounds; *ready = 0 when a bound input is not (yet) a constant. */
-imgsim_status ox_clip_bounds(ox_ctx *c, const ox_node *n, float *lo, float *hi, int *ready);
-/* BatchNormalization `b` as per-channel scale and shift over `ch` channels (malloc'ed). */
-imgsim_status ox_bn_params(ox_ctx *c, const ox_node *b, int64_t ch, float **scale,
-                           float **shift);
-
-/* ---- quantized operands (onnx_qops.c). QLinearConv and QLinearMatMul share the input
- * order x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp[, bias]. */
-typedef struct ox_qconv {
-    int bias;                /* bias value (int32 constant), -1 none */
-    int wt;                  /* the IR weight tensor (transposed), to receive its scales */
-    int64_t oc;              /* output channels */
-    int qdim;                /* weight dimension of the output channel */
-} ox_qconv;
-/* Scale (float > 0) and zero point (uint8; *is_int8 for int8) of inputs k_scale, k_zp. */
-imgsim_status ox_qparams(ox_ctx *c, const ox_node *n, int k_scale, int k_zp, float *scale,
-                         int32_t *zp, int *is_int8);
-/* Quantized activation input `k` (with its scale / zero point at k + 1, k + 2) as an IR
- * tensor with exactly those parameters (requantized when its producer's differ). */
-imgsim_status ox_qinput(ox_ctx *c, const ox_node *n, int k, int *ir);
-/* Weight scales of q->wt and the int32 bias of a QLinearConv / QLinearMatMul. */
-imgsim_status ox_quant_weights(ox_ctx *c, const ox_node *n, const ox_qconv *q, int *x_ir,
-                               int *bias_ir);
-/* Output IR tensor `ir` takes scale / zero point inputs k_scale, k_zp (uint8 only). */
-imgsim_status ox_quant_out(ox_ctx *c, const ox_node *n, int k_scale, int k_zp, int ir);
-
-/* ---- operators */
-/* The two operands (inputs ka, kb; quantized: scale / zero point follow each) of a
- * broadcasting element-wise node as IR tensors; *lay, *rank, dims: the ONNX result. */
-imgsim_status ox_binary(ox_ctx *c, const ox_node *n, int ka, int kb, int quant, int ir[2],
-                        ox_layout *lay, int *rank, int64_t *dims);
-/* Reorder the columns of a [rows, C*H*W] weight matrix from C,H,W to H,W,C order. */
-imgsim_status ox_permute_chw(ox_ctx *c, const ox_node *n, uint8_t *w, int64_t rows,
-                             const int64_t chw[3], size_t es);
+/* ---- operators, one file each (onnx_conv.c, onnx_gemm.c, onnx_ops.c, onnx_qops.c), called
+ * by onnx_reader.c; their shared helpers are in onnx_lower.h. */
 imgsim_status ox_lower_conv(ox_ctx *c, ox_node *n, int quant);
-imgsim_status ox_lower_op(ox_ctx *c, ox_node *n, int *handled);
 imgsim_status ox_lower_gemm(ox_ctx *c, ox_node *n, int matmul);
+/* Every other float operator / the QOperator set: *handled = 0 if `n` is none of them. */
+imgsim_status ox_lower_op(ox_ctx *c, ox_node *n, int *handled);
 imgsim_status ox_lower_qop(ox_ctx *c, ox_node *n, int *handled);
-/* Clip / Relu node `n` as a fused activation, if it is one: 1 and *act set. */
-int ox_fusable_act(ox_ctx *c, const ox_node *n, ir_act *act);
 
 #endif
