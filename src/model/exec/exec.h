@@ -5,11 +5,43 @@
  * chosen precision, which tensors share a buffer (reshape/squeeze are free), and where in a
  * single arena each activation lives (liveness-based reuse). An exec_ctx instantiates the
  * plan: one XNNPACK operator (or, for quantized convolutions on AVX512-VNNI CPUs, one of
- * imgsim's own kernels: qconv.h) per IR node, weights packed once, a pthreadpool and the
- * arena, sized for up to `max_batch` images. Contexts with several threads run batches one
- * image per thread (quantized plans, and fp32 plans whose weights are small; see exec.c).
+ * imgsim's own kernels: model/kernels) per IR node, weights packed once, a pthreadpool and
+ * the arena, sized for up to `max_batch` images. Contexts with several threads run batches
+ * one image per thread (quantized plans, and fp32 plans whose weights are small; see schedule.c).
  * Contexts are independent and may run concurrently; the plan and graph they point to are
  * read-only.
+ *
+ * Two precisions share one lowering:
+ *   quant: activations stay uint8 with the file's per-tensor scale/zero point, and every
+ *          node maps to an XNNPACK qu8 operator (convolution, add, pooling, softmax, ...);
+ *          element-wise activations (LeakyRelu, HardSigmoid, Clamp, HardSwish, requantizing
+ *          Relu) are 256-entry tables;
+ *   fp32:  activations are float; uint8/int8 weights are dequantized when the context is
+ *          built ((w - zero_point) * scale per tensor or channel, int32 biases * input_scale
+ *          * weight_scale), and the file's activation quantization is ignored.
+ * On CPUs with AVX512-VNNI, quant convolutions and depthwise convolutions run on imgsim's
+ * exact kernels (model/kernels: qconv, qdwconv, about 2.5x XNNPACK 2022's qu8) instead.
+ * Convolutions and fully connected layers with int8 or per-channel weights (ONNX
+ * QLinearConv/MatMul) need those kernels: without VNNI such models run in fp32.
+ * ONNX-quantized graphs (`ort_arith`) also add and global-pool with ONNX Runtime's
+ * arithmetic (qadd_run, qgap_run). On AVX512F CPUs fp32 convolutions and fully connected
+ * layers run on fconv.
+ * Reshape, squeeze and (in fp32) quantize/dequantize nodes are aliases: their output shares
+ * the input's buffer, so they cost nothing; so are a Relu/Relu6/Clamp folded into its
+ * producer's output range, and (fp32) a Sigmoid + Mul folded into a swish of its producer.
+ * Activations live in one arena; a buffer is reused once the last node reading it has run
+ * (greedy first-fit by liveness).
+ *
+ * Threads (quant plans, and fp32 plans with up to 48 MB of weights): a batch of 2+ images
+ * runs one image per thread on single-threaded batch-1 sub-contexts, which share the
+ * parent's packed weights (imgsim's kernels are read-only once built); a single image runs
+ * operator by operator on the pool, or on one thread when that is measured faster (another
+ * process holding a core). Larger fp32 models run every batch layer by layer, with the same
+ * fallback to one thread. See docs/MODELS.md.
+ *
+ * Files: plan.c (exec_plan_make, in named steps), arena.c (activation allocator), node.c
+ * (what they share about nodes), lower.c (exec_ctx_new: a step per node), run.c (the steps
+ * of a batch, exec_read), schedule.c (exec_run: threads, the serial fallback).
  */
 #ifndef IMGSIM_MODEL_EXEC_H
 #define IMGSIM_MODEL_EXEC_H
