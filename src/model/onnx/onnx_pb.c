@@ -99,17 +99,6 @@ int pb_next(pb_iter *it, pb_field *f)
     return 1;
 }
 
-int pb_check(pb_buf m)
-{
-    pb_iter it;
-    pb_field f;
-    int r;
-    pb_iter_init(&it, m);
-    while ((r = pb_next(&it, &f)) > 0)
-        ;
-    return r;
-}
-
 /* Walks every element of repeated field `num`. With `out` NULL only counts; else stores at
  * most `cap` elements (as int64, float or double by `kind`) and fails if there are more. */
 static int walk(pb_buf m, uint32_t num, pb_kind kind, void *out, size_t cap, size_t *count)

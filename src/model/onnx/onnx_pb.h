@@ -44,9 +44,6 @@ int pb_next(pb_iter *it, pb_field *f);
 /* One varint at p[*pos], bounded by len; advances *pos. -1: truncated or over 64 bits. */
 int pb_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v);
 
-/* Checks the framing of every field of `m` (not of sub-messages). 0 or -1. */
-int pb_check(pb_buf m);
-
 /* Repeated scalar field `num` of message `m`, stored packed, unpacked or mixed: the element
  * count (pb_count), then the elements (pb_get_i64 / pb_get_f32 / pb_get_f64 fill exactly `n`).
  * -1 when a field has the wrong wire type for `kind` or is malformed. */

@@ -186,15 +186,3 @@ int fb_vec_table(const fb_vec *v, uint32_t i, fb_table *out)
 VEC_GETTER(fb_vec_i32, int32_t)
 VEC_GETTER(fb_vec_i64, int64_t)
 VEC_GETTER(fb_vec_f32, float)
-
-int fb_vec_str(const fb_vec *v, uint32_t i, const char **s, uint32_t *len)
-{
-    size_t target;
-    fb_vec sv;
-    if (i >= v->n || deref(v->b, v->pos + 4 * (size_t)i, &target) < 0 ||
-        vec_at(v->b, target, 1, &sv) < 0)
-        return -1;
-    *s = (const char *)v->b->data + sv.pos;
-    *len = sv.n;
-    return 0;
-}

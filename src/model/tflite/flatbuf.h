@@ -56,6 +56,5 @@ int fb_vec_table(const fb_vec *v, uint32_t i, fb_table *out);
 int fb_vec_i32(const fb_vec *v, uint32_t i, int32_t *out);
 int fb_vec_i64(const fb_vec *v, uint32_t i, int64_t *out);
 int fb_vec_f32(const fb_vec *v, uint32_t i, float *out);
-int fb_vec_str(const fb_vec *v, uint32_t i, const char **s, uint32_t *len);
 
 #endif
