@@ -1,10 +1,11 @@
 /*
  * onnx_qops.c — the ONNX QOperator set: QuantizeLinear (at the graph input it turns the
  * input itself into the quantized tensor, fed normalised floats: g->input_from_float),
- * DequantizeLinear, QLinearMatMul, and com.microsoft's QLinearAdd, QLinearMul, QLinearGlobalAveragePool,
- * QLinearSigmoid and QLinearLeakyRelu; plus the scale / zero point handling QLinearConv
- * shares. Activations are uint8 with a per-tensor scale and zero point; int8 activations are
- * refused. Weights are int8 (or uint8) with per-tensor or per-output-channel scales.
+ * DequantizeLinear, QLinearMatMul, and com.microsoft's QLinearAdd, QLinearMul,
+ * QLinearGlobalAveragePool, QLinearSigmoid and QLinearLeakyRelu (the scale / zero point
+ * handling they share with QLinearConv is in onnx_lower.c). Activations are uint8 with a
+ * per-tensor scale and zero point; int8 activations are refused. Weights are int8 (or uint8)
+ * with per-tensor or per-output-channel scales.
  *
  * Requantization points are kept as the file has them, so results match ONNX Runtime's
  * (e.g. the zoo classifier's QLinearMatMul -> QLinearAdd of the bias stays two operators;
