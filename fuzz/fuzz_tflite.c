@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/exec.h"
-#include "model/graph.h"
+#include "model/exec/exec.h"
+#include "model/ir/graph.h"
+#include "model/tflite/tflite.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -182,9 +182,3 @@ float sq8_vec_encode(const float *x, size_t dim, int8_t *code)
         code[i] = (int8_t)lrintf(x[i] / scale);
     return scale;
 }
-
-void sq8_vec_decode(const int8_t *code, float scale, size_t dim, float *x)
-{
-    for (size_t i = 0; i < dim; i++)
-        x[i] = scale * (float)code[i];
-}

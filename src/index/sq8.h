@@ -45,8 +45,8 @@ void sq8_decode(const sq8_quant *s, const uint8_t *code, float *x);
  * *bias = q . lo, so that q . decode(c) ~ *bias + *unit * sum w_i c_i. */
 void sq8_prepare_query(const sq8_quant *s, const float *q, int8_t *w, float *unit, float *bias);
 
-/* Per-vector scheme (comparison only): code = round(x / scale), scale = max|x| / 127. */
+/* Per-vector scheme (compared against in bench/ann.c): code = round(x / scale),
+ * scale = max|x| / 127. */
 float sq8_vec_encode(const float *x, size_t dim, int8_t *code);
-void sq8_vec_decode(const int8_t *code, float scale, size_t dim, float *x);
 
 #endif

@@ -24,10 +24,13 @@
 #include <xnnpack.h>
 
 #include "core/error.h"
-#include "model/exec.h"
-#include "model/graph.h"
+#include "core/strbuf.h"
+#include "model/exec/exec.h"
+#include "model/ir/graph.h"
 #include "model/model.h"
+#include "model/onnx/onnx.h"
 #include "model/registry.h"
+#include "model/tflite/tflite.h"
 
 #define MAX_MODEL_BYTES ((size_t)2 << 30)
 #define CTX_BATCH 16
@@ -487,50 +490,46 @@ void imgsim_model_prep(const imgsim_model *m, imgsim_prep *p)
     *p = m->man.prep;
 }
 
-int model_is_quantized(const imgsim_model *m)
-{
-    return m->nparts ? model_is_quantized(m->part[0]) : m->plan.quant;
-}
 imgsim_model *model_of_ctx(const imgsim_ctx *c) { return c->m; }
 
 static char *describe_composite(const imgsim_model *m)
 {
-    GString *s = g_string_new(NULL);
-    g_string_append_printf(s, "name:        %s\ndescription: %s\n", m->man.name,
-                           *m->man.description ? m->man.description : "composite model");
-    g_string_append_printf(s, "embedding:   concatenation of %d L2-normalised parts (%d-d%s)\n",
-                           m->nparts, m->dim, m->normalize ? ", L2-normalised" : "");
-    g_string_append_printf(s, "classes:     %d%s%s\n", m->nclasses,
-                           m->cls_part >= 0 ? " from " : "",
-                           m->cls_part >= 0 ? m->part[m->cls_part]->man.name : "");
+    strbuf s = STRBUF_INIT;
+    strbuf_printf(&s, "name:        %s\ndescription: %s\n", m->man.name,
+                  *m->man.description ? m->man.description : "composite model");
+    strbuf_printf(&s, "embedding:   concatenation of %d L2-normalised parts (%d-d%s)\n",
+                  m->nparts, m->dim, m->normalize ? ", L2-normalised" : "");
+    strbuf_printf(&s, "classes:     %d%s%s\n", m->nclasses,
+                  m->cls_part >= 0 ? " from " : "",
+                  m->cls_part >= 0 ? m->part[m->cls_part]->man.name : "");
     for (int i = 0; i < m->nparts; i++) {
         char *d = imgsim_model_describe(m->part[i]);
-        g_string_append_printf(s, "\n--- part %d of %d\n%s", i + 1, m->nparts, d ? d : "");
+        strbuf_printf(&s, "\n--- part %d of %d\n%s", i + 1, m->nparts, d ? d : "");
         free(d);
     }
-    return g_string_free(s, FALSE);
+    return strbuf_take(&s);
 }
 
-static void append_shape(GString *s, const ir_tensor *t)
+static void append_shape(strbuf *s, const ir_tensor *t)
 {
-    g_string_append_c(s, '[');
+    strbuf_putc(s, '[');
     for (int d = 0; d < t->rank; d++)
-        g_string_append_printf(s, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-    g_string_append_c(s, ']');
+        strbuf_printf(s, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+    strbuf_putc(s, ']');
 }
 
 /* ONNX models: the output, and the tensors worth embedding — global pools (1x1 spatial or
  * 2-d) and fully connected layers — with the automatic choice marked. */
-static void describe_onnx(const imgsim_model *m, GString *s)
+static void describe_onnx(const imgsim_model *m, strbuf *s)
 {
     const ir_graph *g = &m->g;
     const ir_tensor *out = &g->t[g->output];
-    g_string_append_printf(s, "format:      ONNX, NCHW converted to NHWC at load%s\n",
-                           g->input_from_float ? "; quantized input fed normalised floats" : "");
-    g_string_append_printf(s, "output:      %s %s ", out->name, ir_dtype_name(out->dtype));
+    strbuf_printf(s, "format:      ONNX, NCHW converted to NHWC at load%s\n",
+                  g->input_from_float ? "; quantized input fed normalised floats" : "");
+    strbuf_printf(s, "output:      %s %s ", out->name, ir_dtype_name(out->dtype));
     append_shape(s, out);
-    g_string_append_printf(s, "%s\n", g->output_logits ? " logits (softmax applied for classes)" : "");
-    g_string_append(s, "embedding candidates (--layer):\n");
+    strbuf_printf(s, "%s\n", g->output_logits ? " logits (softmax applied for classes)" : "");
+    strbuf_puts(s, "embedding candidates (--layer):\n");
     for (int i = 0; i < g->nops; i++) {
         const ir_op *op = &g->ops[i];
         const ir_tensor *t = &g->t[op->out];
@@ -538,11 +537,10 @@ static void describe_onnx(const imgsim_model *m, GString *s)
                    (t->rank == 2 || (t->rank == 4 && t->shape[1] == 1 && t->shape[2] == 1));
         if (!pool && op->kind != IR_FULLY_CONNECTED && op->out != m->emb)
             continue;
-        g_string_append_printf(s, "  %s %-16s ", op->out == m->emb ? "*" : " ",
-                               ir_op_name(op->kind));
+        strbuf_printf(s, "  %s %-16s ", op->out == m->emb ? "*" : " ", ir_op_name(op->kind));
         append_shape(s, t);
-        g_string_append_printf(s, " %s (%lld-d)%s\n", t->name, (long long)ir_numel(t),
-                               op->out == m->emb ? "  <- default" : "");
+        strbuf_printf(s, " %s (%lld-d)%s\n", t->name, (long long)ir_numel(t),
+                      op->out == m->emb ? "  <- default" : "");
     }
 }
 
@@ -551,45 +549,44 @@ char *imgsim_model_describe(const imgsim_model *m)
     if (m->nparts)
         return describe_composite(m);
     const ir_graph *g = &m->g;
-    GString *s = g_string_new(NULL);
+    strbuf s = STRBUF_INIT;
     int counts[IR_OP_COUNT] = {0};
     for (int i = 0; i < g->nops; i++)
         counts[g->ops[i].kind]++;
     const ir_tensor *in = &g->t[g->input];
-    g_string_append_printf(s, "name:        %s\n", m->man.name);
+    strbuf_printf(&s, "name:        %s\n", m->man.name);
     if (*m->man.description)
-        g_string_append_printf(s, "description: %s\n", m->man.description);
-    g_string_append_printf(s, "input:       %s %s [1,%lld,%lld,3]%s\n", in->name,
-                           ir_dtype_name(in->dtype), (long long)in->shape[1],
-                           (long long)in->shape[2], in->quantized ? " quantized" : "");
-    g_string_append_printf(s, "recipe:      %s %d (shorter side %d)\n",
-                           m->man.prep.mode == IMGSIM_RESIZE_SQUASH ? "squash to" : "centre crop",
-                           m->man.prep.size,
-                           m->man.prep.resize_shorter ? m->man.prep.resize_shorter
-                                                      : (int)lround(m->man.prep.size / 0.875));
-    g_string_append_printf(s, "execution:   %s on XNNPACK, %d threads\n",
-                           m->plan.quant ? "uint8 quantized" : "fp32", m->threads);
-    g_string_append_printf(s, "embedding:   %s (%d-d%s)\n", g->t[m->emb].name, m->dim,
-                           m->normalize ? ", L2-normalised" : "");
-    g_string_append_printf(s, "classes:     %d\n", m->nclasses);
+        strbuf_printf(&s, "description: %s\n", m->man.description);
+    strbuf_printf(&s, "input:       %s %s [1,%lld,%lld,3]%s\n", in->name,
+                  ir_dtype_name(in->dtype), (long long)in->shape[1],
+                  (long long)in->shape[2], in->quantized ? " quantized" : "");
+    strbuf_printf(&s, "recipe:      %s %d (shorter side %d)\n",
+                  m->man.prep.mode == IMGSIM_RESIZE_SQUASH ? "squash to" : "centre crop",
+                  m->man.prep.size,
+                  m->man.prep.resize_shorter ? m->man.prep.resize_shorter
+                                             : (int)lround(m->man.prep.size / 0.875));
+    strbuf_printf(&s, "execution:   %s on XNNPACK, %d threads\n",
+                  m->plan.quant ? "uint8 quantized" : "fp32", m->threads);
+    strbuf_printf(&s, "embedding:   %s (%d-d%s)\n", g->t[m->emb].name, m->dim,
+                  m->normalize ? ", L2-normalised" : "");
+    strbuf_printf(&s, "classes:     %d\n", m->nclasses);
     if (m->onnx)
-        describe_onnx(m, s);
-    g_string_append(s, "operators:  ");
+        describe_onnx(m, &s);
+    strbuf_puts(&s, "operators:  ");
     for (int k = 0; k < IR_OP_COUNT; k++)
         if (counts[k])
-            g_string_append_printf(s, " %s x%d", ir_op_name((ir_op_kind)k), counts[k]);
-    g_string_append_printf(s, "\nlayers (usable with --layer):\n");
+            strbuf_printf(&s, " %s x%d", ir_op_name((ir_op_kind)k), counts[k]);
+    strbuf_printf(&s, "\nlayers (usable with --layer):\n");
     for (int i = 0; i < g->nops; i++) {
         const ir_op *op = &g->ops[i];
         const ir_tensor *t = &g->t[op->out];
-        g_string_append_printf(s, "  %-16s [", ir_op_name(op->kind));
-        for (int d = 0; d < t->rank; d++)
-            g_string_append_printf(s, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        strbuf_printf(&s, "  %-16s ", ir_op_name(op->kind));
+        append_shape(&s, t);
         const char *semi = strchr(t->name, ';');
-        g_string_append_printf(s, "] %.*s\n", semi ? (int)(semi - t->name) : (int)strlen(t->name),
-                               t->name);
+        strbuf_printf(&s, " %.*s\n", semi ? (int)(semi - t->name) : (int)strlen(t->name),
+                      t->name);
     }
-    return g_string_free(s, FALSE);
+    return strbuf_take(&s);
 }
 
 /* ---------------------------------------------------------------- contexts */

@@ -7,7 +7,6 @@
 #include "imgsim.h"
 
 imgsim_status model_xnn_init(imgsim_error *err);   /* xnn_initialize, once */
-int model_is_quantized(const imgsim_model *m);     /* runs on qu8 operators */
 imgsim_model *model_of_ctx(const imgsim_ctx *c);
 
 #endif

@@ -5,7 +5,7 @@
 #ifndef IMGSIM_TESTS_MODEL_IRTEST_H
 #define IMGSIM_TESTS_MODEL_IRTEST_H
 
-#include "model/graph.h"
+#include "model/ir/graph.h"
 
 /* How many operators of kind `k` the graph holds. */
 static inline int ir_count_ops(const ir_graph *g, ir_op_kind k)

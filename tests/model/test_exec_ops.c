@@ -1,6 +1,6 @@
 /*
- * test_exec_ops.c — the executor (src/model/exec.c, shape.c) on small graphs built here, each
- * against a scalar reference in C: LeakyRelu, HardSigmoid, Clamp (fp32 and quantized
+ * test_exec_ops.c — the executor (src/model/exec/, src/model/ir/shape.c) on small graphs built
+ * here, each against a scalar reference in C: LeakyRelu, HardSigmoid, Clamp (fp32 and quantized
  * tables), explicit asymmetric pads on conv / max pool / average pool, numpy broadcasting of
  * Mul/Add/Sub ([1,1,1,C] x [1,H,W,C], rank-2 activations, constant [C] and scalar operands)
  * over batches, int8 per-channel conv / depthwise / fully connected bit-exact with ONNX
@@ -14,9 +14,10 @@
 #include <string.h>
 
 #include "../testutil.h"
-#include "model/exec.h"
-#include "model/graph.h"
-#include "model/qconv.h"
+#include "model/exec/exec.h"
+#include "model/ir/graph.h"
+#include "model/kernels/fconv.h"
+#include "model/kernels/qconv.h"
 
 /* ---------------------------------------------------------------- graph building */
 

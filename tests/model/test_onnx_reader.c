@@ -11,9 +11,10 @@
 #include <string.h>
 
 #include "../testutil.h"
-#include "model/graph.h"
+#include "model/ir/graph.h"
 #include "irtest.h"
-#include "model/onnx_pb.h"
+#include "model/onnx/onnx.h"
+#include "model/onnx/onnx_pb.h"
 
 /* ------------------------------------------------------------------ protobuf writer */
 

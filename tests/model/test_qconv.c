@@ -1,6 +1,6 @@
 /*
- * test_qconv.c — imgsim's AVX512-VNNI uint8 convolution (src/model/qconv.c) against a plain
- * scalar reference of qu8 arithmetic: bit-exact on random shapes covering pointwise and
+ * test_qconv.c — imgsim's AVX512-VNNI uint8 convolution (src/model/kernels/qconv.c) against a
+ * plain scalar reference of qu8 arithmetic: bit-exact on random shapes covering pointwise and
  * patch-gathered (strided, padded, dilated, odd-k) convolutions, channel and pixel tails,
  * one and two threads. Each shape runs in four weight variants: uint8 per-tensor (TFLite),
  * int8 per-channel with zero point 0 (ONNX QLinearConv: requantized as ONNX Runtime does),
@@ -17,7 +17,11 @@
 #include <string.h>
 
 #include "../testutil.h"
-#include "model/qconv.h"
+#include "model/kernels/fconv.h"
+#include "model/kernels/qadd.h"
+#include "model/kernels/qconv.h"
+#include "model/kernels/qdwconv.h"
+#include "model/kernels/qgap.h"
 
 static unsigned rng = 12345;
 static uint8_t rnd8(void)

@@ -7,9 +7,10 @@
 #include <string.h>
 
 #include "../testutil.h"
-#include "model/flatbuf.h"
-#include "model/graph.h"
+#include "model/ir/graph.h"
 #include "irtest.h"
+#include "model/tflite/flatbuf.h"
+#include "model/tflite/tflite.h"
 
 static ir_graph load(const char *file)
 {
