@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "core/clock.h"
 
 static void usage(FILE *f)
 {
@@ -156,10 +156,9 @@ int cmd_embed(int argc, char **argv)
     bo.prep = &prep;
     bo.raw_width = a.raw_w;
     bo.raw_height = a.raw_h;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = clock_now();
     imgsim_status st = imgsim_embed_files(c, (const char *const *)paths, n, &bo, on_result, &s, &e);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double t1 = clock_now();
     if (st != IMGSIM_OK) {
         cli_error("embed", &e);
         goto done;
@@ -193,7 +192,7 @@ int cmd_embed(int argc, char **argv)
             goto done;
         }
     }
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    double secs = t1 - t0;
     if (!quiet)
         fprintf(stderr, "imgsim embed: %zu images embedded (%d-d, %s) in %.2f s, %.1f images/s; %zu failed\n",
                 s.nrows, s.dim, imgsim_model_name(m), secs, secs > 0 ? (double)s.nrows / secs : 0.0,

@@ -92,7 +92,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *con_cls = r;
         r->s = s;
         r->conn = conn;
-        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        r->t0 = clock_now();
         atomic_fetch_add(&s->inflight, 1);
         if (!(r->method = strdup(method)) || !(r->path = strdup(url)))
             return MHD_NO;
@@ -165,7 +165,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req *r = *con_cls;
     if (!r)
         return;
-    double ms = ms_since(&r->t0);
+    double ms = clock_ms_since(r->t0);
     int status = r->status ? r->status : 499; /* no reply: client went away */
     metrics_record(&s->metrics, route_label(r->rt), status, ms / 1e3);
     if (!s->o.quiet) {
