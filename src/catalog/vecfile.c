@@ -19,6 +19,7 @@
 
 #include "catalog/internal.h"
 #include "core/error.h"
+#include "core/grow.h"
 
 static const char MAGIC[8] = {'I', 'M', 'G', 'S', 'I', 'M', 'V', '1'};
 
@@ -83,19 +84,12 @@ static imgsim_status reserve(imgsim_db *db, size_t n, imgsim_error *err)
         return IMGSIM_OK;
     if (n > ((size_t)1 << 40))
         return imgsim_fail(err, IMGSIM_E_IO, "%s: implausible vector count %zu", db->dir, n);
-    size_t cap = db->cap ? db->cap : 1024;
-    while (cap < n)
-        cap *= 2;
-    float *nn = realloc(db->norms, cap * sizeof *nn);
-    if (!nn)
+    size_t ncap = db->cap, acap = db->cap;
+    if (grow_array((void **)&db->norms, &ncap, n, sizeof *db->norms, 1024) ||
+        grow_array((void **)&db->alive, &acap, n, 1, 1024))
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for %zu vectors", n);
-    db->norms = nn;
-    uint8_t *na = realloc(db->alive, cap);
-    if (!na)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for %zu vectors", n);
-    memset(na + db->cap, 0, cap - db->cap);
-    db->alive = na;
-    db->cap = cap;
+    memset(db->alive + db->cap, 0, acap - db->cap);
+    db->cap = acap;
     return IMGSIM_OK;
 }
 
