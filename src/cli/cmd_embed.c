@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/clock.h"
+#include "core/grow.h"
 
 static void usage(FILE *f)
 {
@@ -64,20 +65,13 @@ static int on_result(void *user, const imgsim_result *r)
         s->nrows++;
         return 0;
     }
-    if (s->nrows == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 256;
-        float *nr = realloc(s->rows, nc * (size_t)s->dim * sizeof(float));
-        char **np = realloc(s->ok_paths, nc * sizeof(char *));
-        if (nr)
-            s->rows = nr;
-        if (np)
-            s->ok_paths = np;
-        if (!nr || !np) {
-            fprintf(stderr, "imgsim embed: out of memory\n");
-            return 1;
-        }
-        s->cap = nc;
+    size_t rcap = s->cap, pcap = s->cap;
+    if (grow_array((void **)&s->rows, &rcap, s->nrows + 1, (size_t)s->dim * sizeof(float), 256) ||
+        grow_array((void **)&s->ok_paths, &pcap, s->nrows + 1, sizeof(char *), 256)) {
+        fprintf(stderr, "imgsim embed: out of memory\n");
+        return 1;
     }
+    s->cap = pcap;
     memcpy(s->rows + s->nrows * (size_t)s->dim, r->vec, (size_t)s->dim * sizeof(float));
     s->ok_paths[s->nrows++] = (char *)r->source;
     return 0;

@@ -24,6 +24,7 @@
 #include "catalog/catalog.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/grow.h"
 #include "core/strmap.h"
 #include "model/model.h"
 
@@ -425,14 +426,8 @@ static imgsim_status collect_gone(void *user, const char *id, const char *src, i
     struct stat sb;
     if (!src || strstr(src, "://") || stat(src, &sb) == 0 || (errno != ENOENT && errno != ENOTDIR))
         return IMGSIM_OK; /* only files that are really gone; EACCES or EIO keeps the item */
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 64;
-        char **v = realloc(g->ids, cap * sizeof *v);
-        if (!v)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-        g->ids = v;
-        g->cap = cap;
-    }
+    if (grow_array((void **)&g->ids, &g->cap, g->n + 1, sizeof *g->ids, 64))
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     if (!(g->ids[g->n] = strdup(id)))
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     g->n++;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 
 #define SNIFF_BYTES 32
 
@@ -329,14 +330,8 @@ static int list_dir(walk *w, const char *path, int is_root, char ***out, size_t 
         }
         if (de->d_name[0] == '.') /* hidden, and "." / ".." */
             continue;
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            char **nn = realloc(names, ncap * sizeof *nn);
-            if (!nn)
-                goto nomem;
-            names = nn;
-            cap = ncap;
-        }
+        if (grow_array((void **)&names, &cap, cnt + 1, sizeof *names, 32))
+            goto nomem;
         names[cnt] = strdup(de->d_name);
         if (!names[cnt])
             goto nomem;

@@ -15,6 +15,7 @@
 
 #include <malloc.h>
 
+#include "core/grow.h"
 #include "server/internal.h"
 
 size_t srv_items(server *s)
@@ -134,10 +135,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             return MHD_YES;
         }
         if (r->len + n + 1 > r->cap) {
-            size_t nc = r->cap ? r->cap : 65536;
-            while (nc < r->len + n + 1)
-                nc *= 2;
-            if (nc > limit + 1)
+            /* doubling, but never past the route's limit (+ the NUL) */
+            size_t nc = grow_capacity(r->cap, r->len + n + 1, 65536);
+            if (!nc || nc > limit + 1)
                 nc = limit + 1;
             char *nb = realloc(r->body, nc);
             if (!nb)
