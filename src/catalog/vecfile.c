@@ -6,7 +6,6 @@
  * rows of dim float32 (host byte order, little-endian on every platform imgsim targets).
  * Only rows [0, meta.nrows) count; see catalog.h for why a crash can never corrupt them.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -121,20 +120,8 @@ const float *vec_row(const imgsim_db *db, uint32_t r)
 /* Delete vectors.*.f32 files other than the current one (left by an interrupted compaction). */
 static void remove_strays(imgsim_db *db)
 {
-    DIR *d = opendir(db->dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (!strncmp(e->d_name, "vectors.", 8) && l > 12 && !strcmp(e->d_name + l - 4, ".f32") &&
-            strcmp(e->d_name, db->vec_name) != 0) {
-            char p[4096];
-            if (snprintf(p, sizeof p, "%s/%s", db->dir, e->d_name) < (int)sizeof p)
-                unlink(p);
-        }
-    }
-    closedir(d);
+    static const char *const suffixes[] = {".f32", NULL};
+    cat_remove_strays(db, "vectors.", suffixes, db->vec_name);
 }
 
 static imgsim_status load_alive(imgsim_db *db, imgsim_error *err)
