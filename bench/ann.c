@@ -33,9 +33,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "imgsim.h"
 #include "index/exact.h"
 #include "index/hnsw.h"
@@ -45,13 +45,6 @@
 
 #define K 10
 static float noise_ratio = 1.0f; /* derived points: noise norm / nearest-neighbour distance */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void die(const char *what, const imgsim_error *err)
 {
@@ -232,10 +225,10 @@ static void prepare_split(const npy *x, size_t holdout, const char *dir)
         else
             memcpy(base + nb++ * d, v + r * d, d * sizeof(float));
     }
-    double t = now_s();
+    double t = clock_now();
     int32_t *gt = ground_truth(base, nb, q, nq, (int)d);
     fprintf(stderr, "ann: %s: %zu base, %zu queries, ground truth in %.1f s\n", dir, nb, nq,
-            now_s() - t);
+            clock_now() - t);
     mkdirs(dir);
     npy_save(path2(dir, "base.npy"), base, nb, d, 0);
     npy_save(path2(dir, "queries.npy"), q, nq, d, 0);
@@ -256,7 +249,7 @@ static void prepare_derived(const npy *x, size_t nbase, int dims, const char *di
     size_t n = x->rows, d = x->cols, dd = (size_t)dims;
     imgsim_error err = {0};
     pca_model pm;
-    double t = now_s();
+    double t = clock_now();
     if (pca_fit(&pm, x->data, n, (int)d, NULL, dims, 0, 1, 7, &err) != IMGSIM_OK)
         die("pca", &err);
     float *y = xmalloc(n * dd * sizeof(float)), *tmp = xmalloc(d * sizeof(float));
@@ -267,7 +260,7 @@ static void prepare_derived(const npy *x, size_t nbase, int dims, const char *di
         normalise(y + r * dd, dd);
     }
     fprintf(stderr, "ann: PCA %zu -> %d in %.1f s (eigenvalues: first %.4f, last %.6f)\n", d,
-            dims, now_s() - t, pm.eig[0], pm.eig[dims - 1]);
+            dims, clock_now() - t, pm.eig[0], pm.eig[dims - 1]);
     /* shape of the noise: standard deviation of each reduced component */
     double *var = calloc(dd, sizeof(double)), *mu = calloc(dd, sizeof(double));
     float *sd = xmalloc(dd * sizeof(float));
@@ -323,10 +316,10 @@ static void prepare_derived(const npy *x, size_t nbase, int dims, const char *di
             o[j] = a[j] + tt * (b[j] - a[j]) + amp * sd[j] * rnd_gauss();
         normalise(o, dd);
     }
-    t = now_s();
+    t = clock_now();
     int32_t *gt = ground_truth(out, nbase, out + nbase * dd, nq, dims);
     fprintf(stderr, "ann: %s: %zu base, %zu queries, ground truth in %.1f s\n", dir, nbase, nq,
-            now_s() - t);
+            clock_now() - t);
     mkdirs(dir);
     npy_save(path2(dir, "base.npy"), out, nbase, dd, 0);
     npy_save(path2(dir, "queries.npy"), out + nbase * dd, nq, dd, 0);
@@ -417,7 +410,7 @@ static void query_pass(const dataset *ds, const hnsw *h, int ef, int rerank, int
     long found = 0;
     for (int rep = 0; rep < repeat; rep++) {
         found = 0;
-        double t = now_s();
+        double t = clock_now();
         for (size_t i = 0; i < nq; i++) {
             int n;
             if (hnsw_search(h, c, q + i * d, K, ef, NULL, EXACT_NO_ROW, rerank ? &ds->full : NULL,
@@ -425,7 +418,7 @@ static void query_pass(const dataset *ds, const hnsw *h, int ef, int rerank, int
                 die("search", &err);
             found += hits_found(ds, i, hits, n);
         }
-        t = now_s() - t;
+        t = clock_now() - t;
         if (t < best)
             best = t;
     }
@@ -481,11 +474,11 @@ static int cmd_run(const char *dir, const char *efs, int threads, const char *co
             if (hnsw_open(index_path(load, cf.name), &h, &err) != IMGSIM_OK)
                 die("open", &err);
         } else {
-            double t = now_s();
+            double t = clock_now();
             if (hnsw_build(&p, ds.base.data, ds.base.rows, (int)ds.base.cols, NULL, threads, &h,
                            &err) != IMGSIM_OK)
                 die("build", &err);
-            t = now_s() - t;
+            t = clock_now() - t;
             hnsw_info info;
             hnsw_get_info(h, &info);
             double bpv = (double)(info.bytes_codes + info.bytes_graph + info.bytes_other) /
@@ -500,15 +493,15 @@ static int cmd_run(const char *dir, const char *efs, int threads, const char *co
             fflush(stdout);
         }
         if (save) { /* queries then run on the saved file, opened (mapped) again */
-            double ts = now_s();
+            double ts = clock_now();
             if (hnsw_save(h, index_path(save, cf.name), &err) != IMGSIM_OK)
                 die("save", &err);
-            ts = now_s() - ts;
+            ts = clock_now() - ts;
             hnsw_free(h);
-            double to = now_s();
+            double to = clock_now();
             if (hnsw_open(index_path(save, cf.name), &h, &err) != IMGSIM_OK)
                 die("open", &err);
-            to = now_s() - to;
+            to = clock_now() - to;
             printf("{\"bench\":\"ann_io\",\"set\":\"%s\",\"config\":\"%s\",\"save_s\":%.2f,"
                    "\"open_s\":%.2f}\n", ds.name, cf.name, ts, to);
         }
@@ -552,14 +545,14 @@ static int cmd_crossover(const char *dir, const char *sizes, int repeat)
         for (int th = 1; th <= 2; th++) {
             double best = 1e30;
             for (int rep = 0; rep < repeat; rep++) {
-                double t = now_s();
+                double t = clock_now();
                 for (size_t i = 0; i < nq; i++) {
                     int nn;
                     if (exact_search(&s, IMGSIM_METRIC_COSINE, q + i * d, 1, K, NULL, NULL, th,
                                      hits, &nn, &err) != IMGSIM_OK)
                         die("exact", &err);
                 }
-                t = (now_s() - t) / (double)nq;
+                t = (clock_now() - t) / (double)nq;
                 if (t < best)
                     best = t;
             }
@@ -568,10 +561,10 @@ static int cmd_crossover(const char *dir, const char *sizes, int repeat)
         hnsw_params p;
         hnsw_params_default(&p);
         hnsw *h;
-        double tb = now_s();
+        double tb = clock_now();
         if (hnsw_build(&p, ds.base.data, n, (int)d, NULL, 2, &h, &err) != IMGSIM_OK)
             die("build", &err);
-        tb = now_s() - tb;
+        tb = clock_now() - tb;
         hnsw_ctx *c;
         if (hnsw_ctx_new(&c, &err) != IMGSIM_OK)
             die("ctx", &err);
@@ -579,7 +572,7 @@ static int cmd_crossover(const char *dir, const char *sizes, int repeat)
         long found = 0;
         for (int rep = 0; rep < repeat; rep++) {
             found = 0;
-            double t = now_s();
+            double t = clock_now();
             for (size_t i = 0; i < nq; i++) {
                 int nn;
                 if (hnsw_search(h, c, q + i * d, K, 0, NULL, EXACT_NO_ROW, NULL, hits, &nn,
@@ -592,7 +585,7 @@ static int cmd_crossover(const char *dir, const char *sizes, int repeat)
                             break;
                         }
             }
-            t = (now_s() - t) / (double)nq;
+            t = (clock_now() - t) / (double)nq;
             if (t < best)
                 best = t;
         }

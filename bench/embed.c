@@ -9,16 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "imgsim.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void die(const char *what, const imgsim_error *e)
 {
@@ -80,12 +73,12 @@ int main(int argc, char **argv)
             for (int w = 0; w < 3; w++) /* warm-up */
                 imgsim_embed(c, imgs, bs, out, NULL, &e);
             size_t n = 0;
-            double t0 = now(), t;
+            double t0 = clock_now(), t;
             do {
                 if (imgsim_embed(c, imgs, bs, out, NULL, &e) != IMGSIM_OK)
                     die("embed", &e);
                 n += (size_t)bs;
-            } while ((t = now() - t0) < seconds);
+            } while ((t = clock_now() - t0) < seconds);
             printf("{\"impl\":\"imgsim\",\"mode\":\"model\",\"model\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"batch\":%d,"
                    "\"images_per_s\":%.1f,\"ms_per_image\":%.3f}\n",
                    imgsim_model_name(m), prec, threads, bs, (double)n / t, 1000.0 * t / (double)n);
@@ -112,7 +105,7 @@ int main(int argc, char **argv)
         }
         fclose(f);
         /* decode + resize alone, one thread */
-        double t0 = now();
+        double t0 = clock_now();
         size_t ndec = 0;
         imgsim_image keep[16];
         for (size_t i = 0; i < n; i++) {
@@ -125,20 +118,20 @@ int main(int argc, char **argv)
                 ndec++;
             }
         }
-        double t_dec = now() - t0;
+        double t_dec = clock_now() - t0;
         /* inference alone at batch 16 on the same number of images */
         float *out = malloc(sizeof(float) * 16 * (size_t)d);
         int kb = ndec < 16 ? (int)ndec : 16;
-        t0 = now();
+        t0 = clock_now();
         for (size_t done = 0; done < ndec; done += (size_t)kb)
             imgsim_embed(c, keep, kb, out, NULL, &e);
-        double t_inf = now() - t0;
+        double t_inf = clock_now() - t0;
         /* the pipeline: decode threads overlapped with inference */
         size_t ok = 0;
-        t0 = now();
+        t0 = clock_now();
         if (imgsim_embed_files(c, (const char *const *)paths, n, NULL, count_cb, &ok, &e) != IMGSIM_OK)
             die("pipeline", &e);
-        double t_all = now() - t0;
+        double t_all = clock_now() - t0;
         printf("{\"impl\":\"imgsim\",\"mode\":\"pipeline\",\"set\":\"%s\",\"model\":\"%s\",\"threads\":%d,\"images\":%zu,"
                "\"images_per_s\":%.1f,\"decode_resize_ms_per_image_1thread\":%.3f,"
                "\"infer_ms_per_image\":%.3f,\"pipeline_ms_per_image\":%.3f}\n",

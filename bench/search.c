@@ -11,16 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "imgsim.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -87,13 +80,13 @@ int main(int argc, char **argv)
         return die(&e);
 
     if (build) {
-        double t0 = now_ms();
+        double t0 = (clock_now() * 1e3);
         imgsim_neighbours_build(db, k, IMGSIM_METRIC_COSINE, 0, NULL, &e); /* warm (may be fresh) */
         /* a full build: drop and rebuild with another k, then back */
-        double t1 = now_ms();
+        double t1 = (clock_now() * 1e3);
         if (imgsim_neighbours_build(db, k + 1, IMGSIM_METRIC_COSINE, 0, NULL, &e) != IMGSIM_OK)
             return die(&e);
-        double t2 = now_ms();
+        double t2 = (clock_now() * 1e3);
         if (imgsim_neighbours_build(db, k, IMGSIM_METRIC_COSINE, 0, NULL, &e) != IMGSIM_OK)
             return die(&e);
         (void)t0;
@@ -115,10 +108,10 @@ int main(int argc, char **argv)
         for (int i = 0; i < nq; i++) {
             const char *id = ids[(size_t)rand() % nids];
             imgsim_results r;
-            double t0 = now_ms();
+            double t0 = (clock_now() * 1e3);
             if (imgsim_query_id(db, id, &o, &r, &e) != IMGSIM_OK)
                 return die(&e);
-            lat[i] = now_ms() - t0;
+            lat[i] = (clock_now() * 1e3) - t0;
             from_table += r.from_table;
             imgsim_results_free(&r);
         }
@@ -150,16 +143,16 @@ int main(int argc, char **argv)
             line[strcspn(line, "\r\n")] = 0;
             imgsim_image img;
             imgsim_results r;
-            double t0 = now_ms();
+            double t0 = (clock_now() * 1e3);
             if (imgsim_image_load_file(line, &p, &img, &e) != IMGSIM_OK)
                 continue;
             if (imgsim_embed(ctx, &img, 1, vec, NULL, &e) != IMGSIM_OK)
                 return die(&e);
-            double t1 = now_ms();
+            double t1 = (clock_now() * 1e3);
             o.no_table = 0;
             if (imgsim_query_vector(db, vec, &o, &r, &e) != IMGSIM_OK)
                 return die(&e);
-            lat[n] = now_ms() - t0;
+            lat[n] = (clock_now() * 1e3) - t0;
             emb[n] = t1 - t0;
             n++;
             imgsim_image_free(&img);

@@ -12,17 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "eval/metrics.h"
 #include "index/exact.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -111,15 +104,15 @@ int main(int argc, char **argv)
             continue;
         for (int r = 0; r < reps; r++) {
             const float *q = vecs + ((size_t)r * 7919 % n) * dim;
-            double t0 = now();
+            double t0 = clock_now();
             if (exact_search(&s, m, q, 1, k, NULL, NULL, threads, out, nout, &e) != IMGSIM_OK) {
                 fprintf(stderr, "bench/search_kernels: %s\n", e.msg);
                 return 1;
             }
-            double t1 = now();
+            double t1 = clock_now();
             naive_search(&s, m, q, k, peer);
             t_ours[r] = t1 - t0;
-            t_peer[r] = now() - t1;
+            t_peer[r] = clock_now() - t1;
             if (peer[0].row != out[0].row)
                 fprintf(stderr, "bench/search_kernels: %s: best row %u vs naive %u\n",
                         imgsim_metric_name(m), out[0].row, peer[0].row);
@@ -131,12 +124,12 @@ int main(int argc, char **argv)
                imgsim_metric_name(m), n, dim, k, threads, 1e3 * ours, 1e3 * theirs, theirs / ours);
         fflush(stdout);
         if (pairs) {
-            double t0 = now();
+            double t0 = clock_now();
             if (exact_all_pairs(&s, m, k, threads, out, nout, &e) != IMGSIM_OK) {
                 fprintf(stderr, "bench/search_kernels: %s\n", e.msg);
                 return 1;
             }
-            double sec = now() - t0;
+            double sec = clock_now() - t0;
             printf("{\"impl\":\"imgsim\",\"bench\":\"exact_all_pairs\",\"metric\":\"%s\",\"n\":%zu,"
                    "\"dim\":%d,\"k\":%d,\"threads\":%d,\"seconds\":%.2f,\"pairs_per_s\":%.3g}\n",
                    imgsim_metric_name(m), n, dim, k, threads, sec, (double)n * (n - 1) / 2 / sec);
@@ -154,14 +147,14 @@ int main(int argc, char **argv)
                 labels[i] = (int)(100 * x * x);
             }
             eval_result res;
-            double t0 = now();
+            double t0 = clock_now();
             if (eval_run(&s, m, rows, labels, n, 100, NULL, k, 1, threads, &res, &e) != IMGSIM_OK) {
                 fprintf(stderr, "bench/search_kernels: %s\n", e.msg);
                 return 1;
             }
             printf("{\"impl\":\"imgsim\",\"bench\":\"eval_run_full_map\",\"metric\":\"%s\",\"n\":%zu,"
                    "\"dim\":%d,\"k\":%d,\"threads\":%d,\"seconds\":%.2f,\"map\":%.4f}\n",
-                   imgsim_metric_name(m), n, dim, k, threads, now() - t0, res.overall.map);
+                   imgsim_metric_name(m), n, dim, k, threads, clock_now() - t0, res.overall.map);
             fflush(stdout);
             eval_result_free(&res);
             free(rows);

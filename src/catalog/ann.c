@@ -13,7 +13,6 @@
  *
  * The per-handle state hangs off imgsim_db.ann; imgsim_db_close frees it (ann_close).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -387,22 +386,8 @@ imgsim_status ann_search(imgsim_db *db, imgsim_metric m, const float *q, int k, 
 /* Delete ann.* files other than `keep` (left by a crash or replaced by a save). */
 static void remove_strays(imgsim_db *db, const char *keep)
 {
-    DIR *d = opendir(db->dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        int ours = !strncmp(e->d_name, "ann.", 4) &&
-                   ((l > 9 && !strcmp(e->d_name + l - 5, ".hnsw")) ||
-                    (l > 13 && !strcmp(e->d_name + l - 9, ".hnsw.tmp")));
-        if (ours && (!keep || strcmp(e->d_name, keep) != 0)) {
-            char p[4096];
-            if (path_of(db, e->d_name, p, sizeof p) == 0)
-                unlink(p);
-        }
-    }
-    closedir(d);
+    static const char *const suffixes[] = {".hnsw", ".hnsw.tmp", NULL};
+    cat_remove_strays(db, "ann.", suffixes, keep);
 }
 
 /* Save `h` (covering exactly the live rows) under a new name and commit it as the index. */

@@ -8,6 +8,7 @@
 
 #include "catalog/internal.h"
 #include "core/error.h"
+#include "core/grow.h"
 
 void imgsim_labels_free(imgsim_label_count *l, size_t n)
 {
@@ -42,15 +43,9 @@ imgsim_status imgsim_db_labels(imgsim_db *db, imgsim_label_count **out, size_t *
                         "GROUP BY label ORDER BY label", &st, err);
     int rc = SQLITE_DONE;
     while (s == IMGSIM_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 32;
-            imgsim_label_count *nv = realloc(v, nc * sizeof *nv);
-            if (!nv) {
-                s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-                break;
-            }
-            v = nv;
-            cap = nc;
+        if (grow_array((void **)&v, &cap, cnt + 1, sizeof *v, 32)) {
+            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            break;
         }
         const unsigned char *t = sqlite3_column_text(st, 0);
         v[cnt].label = strdup(t ? (const char *)t : "");

@@ -1,9 +1,10 @@
 /*
  * db.c — opening and closing a collection: the directory, the writer's lock, the SQLite
  * catalogue (schema, meta keys, raw transactions, the handle's prepared statements) and the
- * model check; the uploads folder. The on-disk layout and the durability invariant are
- * described in catalog.h.
+ * model check; the uploads folder; removing stray files of replaced generations. The on-disk
+ * layout and the durability invariant are described in catalog.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -461,4 +462,29 @@ imgsim_status cat_count(imgsim_db *db, const char *sql, size_t *n, imgsim_error 
 imgsim_status imgsim_db_count(imgsim_db *db, size_t *n, imgsim_error *err)
 {
     return cat_count(db, "SELECT count(*) FROM items", n, err);
+}
+
+void cat_remove_strays(imgsim_db *db, const char *prefix, const char *const *suffixes,
+                       const char *keep)
+{
+    DIR *d = opendir(db->dir);
+    if (!d)
+        return;
+    size_t pl = strlen(prefix);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        int ours = 0;
+        for (const char *const *sf = suffixes; !ours && *sf; sf++) {
+            size_t sl = strlen(*sf);
+            ours = l > pl + sl && !strncmp(e->d_name, prefix, pl) &&
+                   !strcmp(e->d_name + l - sl, *sf);
+        }
+        if (ours && (!keep || strcmp(e->d_name, keep) != 0)) {
+            char p[4096];
+            if (snprintf(p, sizeof p, "%s/%s", db->dir, e->d_name) < (int)sizeof p)
+                unlink(p);
+        }
+    }
+    closedir(d);
 }

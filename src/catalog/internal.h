@@ -62,6 +62,11 @@ struct imgsim_db {
 #define VEC_HEADER 64
 
 /* ---- db.c: SQL helpers, meta, raw transactions */
+/* Delete the files of db->dir named `prefix`, then at least one character, then one of
+ * `suffixes` (NULL-terminated) — except `keep` (may be NULL): the strays of an interrupted
+ * or replaced file generation. Best effort: failures are ignored. */
+void cat_remove_strays(imgsim_db *db, const char *prefix, const char *const *suffixes,
+                       const char *keep);
 imgsim_status cat_meta_get(imgsim_db *db, const char *key, char *buf, size_t n, imgsim_error *err);
 imgsim_status cat_meta_set(imgsim_db *db, const char *key, const char *value, imgsim_error *err);
 imgsim_status cat_meta_set_u64(imgsim_db *db, const char *key, uint64_t v, imgsim_error *err);

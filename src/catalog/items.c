@@ -13,6 +13,7 @@
 
 #include "catalog/internal.h"
 #include "core/error.h"
+#include "core/grow.h"
 
 char *cat_column_dup(sqlite3_stmt *st, int c)
 {
@@ -315,14 +316,9 @@ imgsim_status imgsim_db_item_ids(imgsim_db *db, char ***ids, size_t *n, imgsim_e
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            char **v = realloc(*ids, cap * sizeof *v);
-            if (!v) {
-                s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-                break;
-            }
-            *ids = v;
+        if (grow_array((void **)ids, &cap, *n + 1, sizeof **ids, 1024)) {
+            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            break;
         }
         if (!((*ids)[*n] = strdup((const char *)sqlite3_column_text(st, 0)))) {
             s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");

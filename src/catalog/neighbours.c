@@ -15,6 +15,7 @@
 
 #include "catalog/internal.h"
 #include "core/error.h"
+#include "core/grow.h"
 #include "index/topk.h"
 
 imgsim_status imgsim_neighbours_info(imgsim_db *db, int *k, imgsim_metric *m, int *fresh,
@@ -261,14 +262,9 @@ static imgsim_status added_since(imgsim_db *db, uint64_t since, uint32_t **rows,
         }
         if (r < 0 || (size_t)r >= db->nrows || !db->alive[r])
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 256;
-            uint32_t *g = realloc(*rows, cap * sizeof *g);
-            if (!g) {
-                s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-                break;
-            }
-            *rows = g;
+        if (grow_array((void **)rows, &cap, *n + 1, sizeof **rows, 256)) {
+            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            break;
         }
         (*rows)[(*n)++] = (uint32_t)r;
     }

@@ -8,6 +8,7 @@
 
 #include "catalog/internal.h"
 #include "core/error.h"
+#include "core/grow.h"
 
 void cat_item_file_free(cat_item_file *f)
 {
@@ -124,21 +125,13 @@ void cat_labelled_free(cat_labelled *l)
 /* Room for one more item. */
 static int labelled_grow(cat_labelled *l, size_t *cap)
 {
-    if (l->n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 1024;
-    char **ids = realloc(l->ids, nc * sizeof *ids);
-    if (ids)
-        l->ids = ids;
-    char **labels = realloc(l->labels, nc * sizeof *labels);
-    if (labels)
-        l->labels = labels;
-    uint32_t *rows = realloc(l->rows, nc * sizeof *rows);
-    if (rows)
-        l->rows = rows;
-    if (!ids || !labels || !rows)
+    /* three arrays, one capacity: each grows on its own copy, the shared one moves last */
+    size_t need = l->n + 1, c1 = *cap, c2 = *cap, c3 = *cap;
+    if (grow_array((void **)&l->ids, &c1, need, sizeof *l->ids, 1024) ||
+        grow_array((void **)&l->labels, &c2, need, sizeof *l->labels, 1024) ||
+        grow_array((void **)&l->rows, &c3, need, sizeof *l->rows, 1024))
         return -1;
-    *cap = nc;
+    *cap = c1;
     return 0;
 }
 

@@ -6,7 +6,6 @@
  * rows of dim float32 (host byte order, little-endian on every platform imgsim targets).
  * Only rows [0, meta.nrows) count; see catalog.h for why a crash can never corrupt them.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -19,6 +18,7 @@
 
 #include "catalog/internal.h"
 #include "core/error.h"
+#include "core/grow.h"
 
 static const char MAGIC[8] = {'I', 'M', 'G', 'S', 'I', 'M', 'V', '1'};
 
@@ -83,19 +83,12 @@ static imgsim_status reserve(imgsim_db *db, size_t n, imgsim_error *err)
         return IMGSIM_OK;
     if (n > ((size_t)1 << 40))
         return imgsim_fail(err, IMGSIM_E_IO, "%s: implausible vector count %zu", db->dir, n);
-    size_t cap = db->cap ? db->cap : 1024;
-    while (cap < n)
-        cap *= 2;
-    float *nn = realloc(db->norms, cap * sizeof *nn);
-    if (!nn)
+    size_t ncap = db->cap, acap = db->cap;
+    if (grow_array((void **)&db->norms, &ncap, n, sizeof *db->norms, 1024) ||
+        grow_array((void **)&db->alive, &acap, n, 1, 1024))
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for %zu vectors", n);
-    db->norms = nn;
-    uint8_t *na = realloc(db->alive, cap);
-    if (!na)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for %zu vectors", n);
-    memset(na + db->cap, 0, cap - db->cap);
-    db->alive = na;
-    db->cap = cap;
+    memset(db->alive + db->cap, 0, acap - db->cap);
+    db->cap = acap;
     return IMGSIM_OK;
 }
 
@@ -127,20 +120,8 @@ const float *vec_row(const imgsim_db *db, uint32_t r)
 /* Delete vectors.*.f32 files other than the current one (left by an interrupted compaction). */
 static void remove_strays(imgsim_db *db)
 {
-    DIR *d = opendir(db->dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (!strncmp(e->d_name, "vectors.", 8) && l > 12 && !strcmp(e->d_name + l - 4, ".f32") &&
-            strcmp(e->d_name, db->vec_name) != 0) {
-            char p[4096];
-            if (snprintf(p, sizeof p, "%s/%s", db->dir, e->d_name) < (int)sizeof p)
-                unlink(p);
-        }
-    }
-    closedir(d);
+    static const char *const suffixes[] = {".f32", NULL};
+    cat_remove_strays(db, "vectors.", suffixes, db->vec_name);
 }
 
 static imgsim_status load_alive(imgsim_db *db, imgsim_error *err)

@@ -6,10 +6,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "catalog/internal.h"
+#include "core/clock.h"
 #include "core/error.h"
+#include "core/grow.h"
 
 imgsim_status cat_write_begin(imgsim_db *db, imgsim_error *err)
 {
@@ -105,14 +106,8 @@ imgsim_status cat_write_vector_key(imgsim_db *db, uint32_t row, const char *key,
 
 imgsim_status cat_row_drop(imgsim_db *db, uint32_t row, imgsim_error *err)
 {
-    if (db->ndrops == db->capdrops) {
-        size_t cap = db->capdrops ? db->capdrops * 2 : 64;
-        uint32_t *d = realloc(db->drops, cap * sizeof *d);
-        if (!d)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-        db->drops = d;
-        db->capdrops = cap;
-    }
+    if (grow_array((void **)&db->drops, &db->capdrops, db->ndrops + 1, sizeof *db->drops, 64))
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     db->drops[db->ndrops++] = row;
     sqlite3_stmt *st;
     imgsim_status s = cat_cached(db, CAT_W_VECTOR_DROP, &st, err);
@@ -145,13 +140,6 @@ static void bind_opt_text(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, i);
-}
-
-static double wall_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 imgsim_status cat_write_item(imgsim_db *db, const cat_item_rec *it, uint32_t row,
@@ -187,7 +175,7 @@ imgsim_status cat_write_item(imgsim_db *db, const cat_item_rec *it, uint32_t row
             sqlite3_bind_null(st, 10 + k);
     bind_opt_text(st, 14, it->meta_json);
     sqlite3_bind_text(st, 15, db->model, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 16, wall_s());
+    sqlite3_bind_double(st, 16, clock_wall());
     if ((s = cat_step_done(db, st, "cannot write an item", err)) != IMGSIM_OK)
         return s;
     if (old_row < 0 || old_row == (long long)row)

@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "core/clock.h"
 
 static void usage(FILE *f)
 {
@@ -293,14 +293,12 @@ int cmd_ann(int argc, char **argv)
     } else {
         imgsim_ann_opts o;
         cli_ann_resolve(db, &aa, &o);
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = clock_now();
         if (imgsim_db_ann_build(db, &o, &e) != IMGSIM_OK) {
             cli_error(cmd, &e);
             rc = 1;
         } else {
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            double s = clock_now() - t0;
             fprintf(stderr, "imgsim ann build: %zu vectors in %.1f s\n", imgsim_db_vectors(db), s);
             cli_ann_summary(stderr, cmd, db, "built");
         }

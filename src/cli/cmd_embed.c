@@ -5,10 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "core/clock.h"
+#include "core/grow.h"
 
 static void usage(FILE *f)
 {
@@ -64,20 +65,13 @@ static int on_result(void *user, const imgsim_result *r)
         s->nrows++;
         return 0;
     }
-    if (s->nrows == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 256;
-        float *nr = realloc(s->rows, nc * (size_t)s->dim * sizeof(float));
-        char **np = realloc(s->ok_paths, nc * sizeof(char *));
-        if (nr)
-            s->rows = nr;
-        if (np)
-            s->ok_paths = np;
-        if (!nr || !np) {
-            fprintf(stderr, "imgsim embed: out of memory\n");
-            return 1;
-        }
-        s->cap = nc;
+    size_t rcap = s->cap, pcap = s->cap;
+    if (grow_array((void **)&s->rows, &rcap, s->nrows + 1, (size_t)s->dim * sizeof(float), 256) ||
+        grow_array((void **)&s->ok_paths, &pcap, s->nrows + 1, sizeof(char *), 256)) {
+        fprintf(stderr, "imgsim embed: out of memory\n");
+        return 1;
     }
+    s->cap = pcap;
     memcpy(s->rows + s->nrows * (size_t)s->dim, r->vec, (size_t)s->dim * sizeof(float));
     s->ok_paths[s->nrows++] = (char *)r->source;
     return 0;
@@ -156,10 +150,9 @@ int cmd_embed(int argc, char **argv)
     bo.prep = &prep;
     bo.raw_width = a.raw_w;
     bo.raw_height = a.raw_h;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = clock_now();
     imgsim_status st = imgsim_embed_files(c, (const char *const *)paths, n, &bo, on_result, &s, &e);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double t1 = clock_now();
     if (st != IMGSIM_OK) {
         cli_error("embed", &e);
         goto done;
@@ -193,7 +186,7 @@ int cmd_embed(int argc, char **argv)
             goto done;
         }
     }
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    double secs = t1 - t0;
     if (!quiet)
         fprintf(stderr, "imgsim embed: %zu images embedded (%d-d, %s) in %.2f s, %.1f images/s; %zu failed\n",
                 s.nrows, s.dim, imgsim_model_name(m), secs, secs > 0 ? (double)s.nrows / secs : 0.0,

@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "core/clock.h"
 
 static void usage(FILE *f)
 {
@@ -51,13 +51,6 @@ typedef struct ui {
     int bar_shown;
 } ui;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void clear_bar(ui *u)
 {
     if (u->bar_shown) {
@@ -92,7 +85,7 @@ static void on_progress(void *user, size_t done, size_t total)
     ui *u = user;
     if (u->quiet)
         return;
-    double t = now_s(), el = t - u->t0;
+    double t = clock_now(), el = t - u->t0;
     double rate = el > 0 ? (double)done / el : 0;
     double eta = rate > 0 ? (double)(total - done) / rate : 0;
     if (u->tty) {
@@ -223,7 +216,7 @@ int cmd_index(int argc, char **argv)
     ui u = {0};
     u.tty = isatty(2);
     u.quiet = quiet;
-    u.t0 = u.last_line = now_s();
+    u.t0 = u.last_line = clock_now();
     imgsim_sources *srcs;
     imgsim_error e = {0};
     if (imgsim_sources_new(&srcs, &e) != IMGSIM_OK) {
@@ -264,7 +257,7 @@ int cmd_index(int argc, char **argv)
     io.commit_every = commit_every;
     io.stop = &stop_flag;
     imgsim_ingest_stats st = {0};
-    u.t0 = u.last_line = now_s();
+    u.t0 = u.last_line = clock_now();
     imgsim_status s = imgsim_db_add(db, ctx, imgsim_sources_items(srcs), imgsim_sources_count(srcs),
                                     &io, &st, &e);
     clear_bar(&u);

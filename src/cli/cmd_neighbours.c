@@ -6,17 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "core/clock.h"
 
 int cmd_neighbours(int argc, char **argv)
 {
@@ -53,7 +46,7 @@ int cmd_neighbours(int argc, char **argv)
     imgsim_db *db;
     if (cli_open_collection("neighbours", cli_db_dir(dbdir), IMGSIM_DB_WRITE, &a, &db, NULL) < 0)
         return 1;
-    double t0 = now_s();
+    double t0 = clock_now();
     int inc = 0, rc = 0;
     if (imgsim_neighbours_build(db, k, m, threads, &inc, &e) != IMGSIM_OK) {
         cli_error("neighbours", &e);
@@ -63,7 +56,7 @@ int cmd_neighbours(int argc, char **argv)
         imgsim_db_count(db, &items, NULL);
         fprintf(stderr, "imgsim neighbours: top-%d %s for %zu vectors (%zu items) %s in %.2f s\n", k,
                 imgsim_metric_name(m), imgsim_db_vectors(db), items,
-                inc ? "brought up to date" : "computed", now_s() - t0);
+                inc ? "brought up to date" : "computed", clock_now() - t0);
     }
     imgsim_db_close(db);
     return rc;

@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "core/clock.h"
 #include "query/json.h"
 
 static void usage(FILE *f)
@@ -30,13 +30,6 @@ static void usage(FILE *f)
             "  --no-table               ignore the precomputed neighbour table\n"
             "  --json                   JSON output\n",
             IMGSIM_ANN_AUTO_ROWS);
-}
-
-static double ms_since(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-6;
 }
 
 /* The SEARCH JSON (src/query/json.c) with the CLI's fields: the query image, ranks and
@@ -159,8 +152,7 @@ int cmd_query(int argc, char **argv)
         usage(stderr);
         goto bad;
     }
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = clock_now();
     imgsim_db *db;
     imgsim_model *m = NULL;
     if (cli_open_collection("query", cli_db_dir(dbdir), IMGSIM_DB_READ, &a, &db, image ? &m : NULL) < 0) {
@@ -192,7 +184,7 @@ int cmd_query(int argc, char **argv)
         rc = 1;
     }
     if (rc == 0) {
-        double ms = ms_since(&t0);
+        double ms = clock_ms_since(t0);
         if (r.note)
             fprintf(stderr, "imgsim query: note: %s\n", r.note);
         if (json)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/grow.h"
 
 void cli_error(const char *cmd, const imgsim_error *e)
 {
@@ -100,14 +101,8 @@ void cli_free_paths(char **paths, size_t n)
 
 static int push(char ***paths, size_t *n, size_t *cap, const char *s)
 {
-    if (*n + 1 >= *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        char **np = realloc(*paths, nc * sizeof *np);
-        if (!np)
-            return -1;
-        *paths = np;
-        *cap = nc;
-    }
+    if (grow_array((void **)paths, cap, *n + 2, sizeof **paths, 64))
+        return -1;
     if (!((*paths)[*n] = strdup(s)))
         return -1;
     (*paths)[++*n] = NULL;

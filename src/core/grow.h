@@ -15,4 +15,9 @@
  * unchanged, and still owned by the caller). */
 int grow_array(void **p, size_t *cap, size_t need, size_t size, size_t first);
 
+/* The capacity grow_array would give: `cap` when it already holds `need`, else `cap` doubled
+ * (from `first` when 0) until it does; 0 when that overflows. For arrays that are not simply
+ * realloc'ed (aligned, or moved out of a mapped file). */
+size_t grow_capacity(size_t cap, size_t need, size_t first);
+
 #endif

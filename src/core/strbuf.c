@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 /* Room for `more` bytes of text plus the terminating NUL; -1 (and `failed`) if not. */
 static int reserve(strbuf *b, size_t more)
 {
@@ -18,19 +20,10 @@ static int reserve(strbuf *b, size_t more)
         b->failed = 1;
         return -1;
     }
-    size_t need = b->len + more + 1;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
+    if (grow_array((void **)&b->s, &b->cap, b->len + more + 1, 1, 256)) {
         b->failed = 1;
         return -1;
     }
-    b->s = s;
-    b->cap = cap;
     return 0;
 }
 

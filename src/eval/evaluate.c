@@ -5,9 +5,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "catalog/catalog.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "eval/metrics.h"
 
@@ -33,8 +33,7 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
     memset(out, 0, sizeof *out);
     if (k < 1 || k > IMGSIM_MAX_K)
         return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and %d", IMGSIM_MAX_K);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = clock_now();
     imgsim_status s = cat_read_begin(db, err);
     if (s != IMGSIM_OK)
         return s;
@@ -118,7 +117,6 @@ done:
     free(names);
     if (s != IMGSIM_OK)
         imgsim_eval_free(out);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    out->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    out->seconds = clock_now() - t0;
     return s;
 }

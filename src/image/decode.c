@@ -8,15 +8,12 @@
  */
 #include "image/image.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/error.h"
+#include "core/file.h"
 
 /* ------------------------------------------------------------ limits and file reading */
 
@@ -40,81 +37,17 @@ static imgsim_status check_pixels(imgsim_error *err, int w, int h, uint64_t limi
     return IMGSIM_OK;
 }
 
-/* Read all of `path` into a malloc'ed buffer, refusing more than `limit` bytes. Regular files
- * are checked with fstat before reading; pipes and devices are read up to the limit. */
+/* Read all of `path` (core/file.h), refusing more than `limit` bytes with this stage's
+ * message. */
 static imgsim_status read_all(const char *path, uint64_t limit, uint8_t **data, size_t *len,
                               imgsim_error *err)
 {
-    *data = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return imgsim_fail(err, IMGSIM_E_IO, "cannot open: %s", strerror(errno));
-    imgsim_status s = IMGSIM_OK;
-    struct stat st;
-    uint8_t *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (fstat(fd, &st) != 0) {
-        s = imgsim_fail(err, IMGSIM_E_IO, "cannot stat: %s", strerror(errno));
-        goto out;
+    imgsim_status s = file_read_all(path, limit, data, len, err);
+    if (s == IMGSIM_E_TOO_BIG) {
+        s = too_many_bytes(err, (uint64_t)*len, limit);
+        *len = 0;
     }
-    if (S_ISDIR(st.st_mode)) {
-        s = imgsim_fail(err, IMGSIM_E_IO, "is a directory");
-        goto out;
-    }
-    if (S_ISREG(st.st_mode)) {
-        if ((uint64_t)st.st_size > limit) {
-            s = too_many_bytes(err, (uint64_t)st.st_size, limit);
-            goto out;
-        }
-        cap = (size_t)st.st_size + 1; /* +1: notice a file that grew since fstat */
-    } else {
-        cap = 1 << 16;
-    }
-    for (;;) {
-        if (n == cap) {
-            if (n > limit) {
-                s = too_many_bytes(err, n, limit);
-                goto out;
-            }
-            size_t ncap = cap * 2 > limit + 1 ? (size_t)limit + 1 : cap * 2;
-            if (ncap <= cap)
-                ncap = cap + 1;
-            uint8_t *nb = realloc(buf, ncap);
-            if (!nb) {
-                s = imgsim_fail(err, IMGSIM_E_NOMEM, "cannot allocate %zu bytes", ncap);
-                goto out;
-            }
-            buf = nb, cap = ncap;
-        }
-        if (!buf && !(buf = malloc(cap))) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "cannot allocate %zu bytes", cap);
-            goto out;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            s = imgsim_fail(err, IMGSIM_E_IO, "read failed: %s", strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (n > limit) {
-        s = too_many_bytes(err, n, limit);
-        goto out;
-    }
-out:
-    close(fd);
-    if (s != IMGSIM_OK) {
-        free(buf);
-        return s;
-    }
-    *data = buf;
-    *len = n;
-    return IMGSIM_OK;
+    return s;
 }
 
 /* ------------------------------------------------------------ formats */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 
 /* Accept slots that are not being removed and not the node being repaired. */
 typedef struct repair_args {
@@ -45,14 +46,8 @@ static imgsim_status add_cand(hnsw *h, hnsw_ctx *c, uint32_t s, uint32_t id, siz
 {
     if (hnsw_visit(c, id))
         return IMGSIM_OK;
-    if (*n == c->cap_sel) {
-        size_t cap = c->cap_sel ? c->cap_sel * 2 : 256;
-        hnsw_cand *v = realloc(c->sel, cap * sizeof *v);
-        if (!v)
-            return IMGSIM_E_NOMEM;
-        c->sel = v;
-        c->cap_sel = cap;
-    }
+    if (grow_array((void **)&c->sel, &c->cap_sel, *n + 1, sizeof *c->sel, 256))
+        return IMGSIM_E_NOMEM;
     c->sel[*n].id = id;
     c->sel[*n].d = hnsw_dist_slots(h, &c->qa, s, id);
     (*n)++;
@@ -92,13 +87,8 @@ static imgsim_status repair(hnsw *h, hnsw_ctx *c, const uint8_t *dead, uint32_t 
         st = hnsw_search_level(h, c, &c->q, ep, d, level, h->p.ef_construction, accept_alive, &a);
         if (st != IMGSIM_OK)
             return st;
-        if (c->cap_sel < c->res.n) {
-            hnsw_cand *v = realloc(c->sel, c->res.n * sizeof *v);
-            if (!v)
-                return IMGSIM_E_NOMEM;
-            c->sel = v;
-            c->cap_sel = c->res.n;
-        }
+        if (grow_array((void **)&c->sel, &c->cap_sel, c->res.n, sizeof *c->sel, 256))
+            return IMGSIM_E_NOMEM;
         memcpy(c->sel, c->res.v, c->res.n * sizeof *c->sel);
         n = c->res.n;
     }
@@ -175,15 +165,9 @@ imgsim_status hnsw_remove(hnsw *h, const uint32_t *rows, size_t count, imgsim_er
     /* everything that can fail on memory happens before the graph changes */
     if (st == IMGSIM_OK)
         st = hnsw_reserve(h, h->nslots, 0, err);
-    if (st == IMGSIM_OK && h->cap_free < h->nfree + count) {
-        uint32_t *v = realloc(h->free_slots, (h->nfree + count) * sizeof *v);
-        if (!v)
-            st = imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw remove: out of memory");
-        else {
-            h->free_slots = v;
-            h->cap_free = h->nfree + count;
-        }
-    }
+    if (st == IMGSIM_OK && grow_array((void **)&h->free_slots, &h->cap_free, h->nfree + count,
+                                      sizeof *h->free_slots, 64))
+        st = imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw remove: out of memory");
     if (st == IMGSIM_OK && !h->wctx)
         st = hnsw_ctx_new(&h->wctx, err);
     if (st == IMGSIM_OK)

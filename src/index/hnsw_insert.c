@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 
 /* splitmix64 finaliser of x. */
 static uint64_t mix64(uint64_t x)
@@ -49,14 +50,8 @@ int hnsw_draw_level(const hnsw *h, uint32_t row)
 /* Room for n candidates in c->sel. */
 static imgsim_status sel_reserve(hnsw_ctx *c, size_t n, imgsim_error *err)
 {
-    if (n <= c->cap_sel)
-        return IMGSIM_OK;
-    size_t cap = n + n / 2 + 16;
-    hnsw_cand *v = realloc(c->sel, cap * sizeof *v);
-    if (!v)
+    if (grow_array((void **)&c->sel, &c->cap_sel, n, sizeof *c->sel, 256))
         return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for candidates");
-    c->sel = v;
-    c->cap_sel = cap;
     return IMGSIM_OK;
 }
 

@@ -3,7 +3,7 @@
  * blocks with its free runs, the row -> slot map, and turning arrays that point into a
  * mapped file into heap memory before they grow.
  *
- * Growth is geometric (x1.5), so n inserts cost O(n) copying. Block memory is 64-byte
+ * Growth doubles (core/grow.h), so n inserts cost O(n) copying. Block memory is 64-byte
  * aligned (a block's code starts on a cache line).
  */
 #include "index/hnsw_internal.h"
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 
 /* 64-byte aligned, zeroed memory of `bytes` (NULL on failure). */
 static void *alloc_aligned(size_t bytes)
@@ -23,13 +24,12 @@ static void *alloc_aligned(size_t bytes)
     return p;
 }
 
-/* The next capacity at least `need`, growing `cur` by half. */
+/* The next capacity holding `need` (core/grow.h); SIZE_MAX, which the resizers refuse as
+ * too many, when doubling overflows. */
 static size_t grow_cap(size_t cur, size_t need)
 {
-    size_t c = cur + cur / 2;
-    if (c < 16)
-        c = 16;
-    return c < need ? need : c;
+    size_t c = grow_capacity(cur, need, 16);
+    return c ? c : SIZE_MAX;
 }
 
 /* Make the blocks array heap memory of capacity `cap` (>= nslots). */
@@ -80,6 +80,7 @@ imgsim_status hnsw_reserve_rows(hnsw *h, size_t rows, imgsim_error *err)
         size_t cap = grow_cap(h->cap_rows, rows);
         if (cap > (size_t)HNSW_NONE)
             cap = HNSW_NONE;
+        /* capped at HNSW_NONE entries, so a plain realloc of the computed capacity */
         uint32_t *m = realloc(h->row_node, cap * sizeof(uint32_t));
         if (!m)
             return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu rows", cap);
@@ -128,13 +129,7 @@ void hnsw_upper_release(hnsw *h, uint32_t start, int len)
     if (len < 1 || len > HNSW_MAX_LEVEL)
         return;
     hnsw_runs *fr = &h->upper_free[len];
-    if (fr->n == fr->cap) {
-        size_t cap = grow_cap(fr->cap, fr->n + 1);
-        uint32_t *v = realloc(fr->v, cap * sizeof(uint32_t));
-        if (!v)
-            return; /* the run is leaked inside the pool, nothing breaks */
-        fr->v = v;
-        fr->cap = cap;
-    }
+    if (grow_array((void **)&fr->v, &fr->cap, fr->n + 1, sizeof(uint32_t), 16))
+        return; /* the run is leaked inside the pool, nothing breaks */
     fr->v[fr->n++] = start;
 }

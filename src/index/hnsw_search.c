@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 #include "index/score.h"
 #include "index/topk.h"
 
@@ -51,12 +52,8 @@
 
 imgsim_status hnsw_heap_grow(hnsw_heap *hp)
 {
-    size_t cap = hp->cap ? hp->cap * 2 : 256;
-    hnsw_cand *v = realloc(hp->v, cap * sizeof *v);
-    if (!v)
+    if (grow_array((void **)&hp->v, &hp->cap, hp->cap + 1, sizeof *hp->v, 256))
         return IMGSIM_E_NOMEM;
-    hp->v = v;
-    hp->cap = cap;
     return IMGSIM_OK;
 }
 
@@ -85,13 +82,11 @@ void hnsw_ctx_free(hnsw_ctx *c)
 imgsim_status hnsw_ctx_prepare(hnsw_ctx *c, const hnsw *h, imgsim_error *err)
 {
     if (c->nvisited < h->nslots) {
-        size_t n = h->nslots + h->nslots / 2 + 64;
-        uint32_t *v = realloc(c->visited, n * sizeof *v);
-        if (!v)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu visited flags", n);
-        memset(v + c->nvisited, 0, (n - c->nvisited) * sizeof *v);
-        c->visited = v;
-        c->nvisited = n;
+        size_t old = c->nvisited;
+        if (grow_array((void **)&c->visited, &c->nvisited, h->nslots, sizeof *c->visited, 1024))
+            return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu visited flags",
+                               h->nslots);
+        memset(c->visited + old, 0, (c->nvisited - old) * sizeof *c->visited);
     }
     if (c->q_cdim != h->cdim_pad) {
         hnsw_query_release(&c->q);

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "core/grow.h"
 #include "core/error.h"
 
 #define CSV_BUF_SIZE (64u << 10)     /* read window */
@@ -62,7 +63,8 @@ struct csv_reader {
     size_t used, cap;
     size_t *offs;         /* start of each field in data */
     char **fields;        /* offs turned into pointers once the row is complete */
-    int nfields, fcap;
+    int nfields;
+    size_t fcap;
 };
 
 /* How to find the next row after a malformed one. */
@@ -165,19 +167,12 @@ static void skip_line(csv_reader *r)
  * (*nomem tells which). */
 static int put(csv_reader *r, char c, int *nomem)
 {
-    if (r->used >= r->cap) {
-        if (r->cap >= CSV_MAX_ROW)
-            return -1;
-        size_t ncap = r->cap ? r->cap * 2 : 4096;
-        if (ncap > CSV_MAX_ROW)
-            ncap = CSV_MAX_ROW;
-        char *nd = realloc(r->data, ncap);
-        if (!nd) {
-            *nomem = 1;
-            return -1;
-        }
-        r->data = nd;
-        r->cap = ncap;
+    if (r->used >= CSV_MAX_ROW)
+        return -1;
+    /* from 4096, doubling lands exactly on CSV_MAX_ROW (a power of two) */
+    if (grow_array((void **)&r->data, &r->cap, r->used + 1, 1, 4096)) {
+        *nomem = 1;
+        return -1;
     }
     r->data[r->used++] = c;
     return 0;
@@ -188,22 +183,13 @@ static int begin_field(csv_reader *r, int *nomem)
 {
     if (r->nfields >= CSV_MAX_FIELDS)
         return -1;
-    if (r->nfields >= r->fcap) {
-        int ncap = r->fcap ? r->fcap * 2 : 32;
-        size_t *no = realloc(r->offs, (size_t)ncap * sizeof *no);
-        if (!no) {
-            *nomem = 1;
-            return -1;
-        }
-        r->offs = no;
-        char **nf = realloc(r->fields, (size_t)ncap * sizeof *nf);
-        if (!nf) {
-            *nomem = 1;
-            return -1;
-        }
-        r->fields = nf;
-        r->fcap = ncap;
+    size_t need = (size_t)r->nfields + 1, ocap = r->fcap, fcap = r->fcap;
+    if (grow_array((void **)&r->offs, &ocap, need, sizeof *r->offs, 32) ||
+        grow_array((void **)&r->fields, &fcap, need, sizeof *r->fields, 32)) {
+        *nomem = 1;
+        return -1;
     }
+    r->fcap = fcap;
     r->offs[r->nfields++] = r->used;
     return 0;
 }

@@ -20,10 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "catalog/catalog.h"
+#include "core/clock.h"
 #include "core/error.h"
+#include "core/grow.h"
 #include "core/strmap.h"
 #include "model/model.h"
 
@@ -56,18 +57,11 @@ typedef struct run {
     imgsim_error *err;
 } run;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void progress(run *r, int force)
 {
     if (!r->o->on_progress)
         return;
-    double t = now_s();
+    double t = clock_now();
     if (force || t - r->last_progress >= 0.2) {
         r->last_progress = t;
         r->o->on_progress(r->o->user, r->done, r->total);
@@ -343,7 +337,7 @@ imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source 
         stats = &dst;
     memset(stats, 0, sizeof *stats);
     stats->total = n;
-    double t0 = now_s();
+    double t0 = clock_now();
     imgsim_status e = cat_check_writable(db, err);
     if (e != IMGSIM_OK)
         return e;
@@ -416,7 +410,7 @@ done:
     free(r.bh);
     free(paths);
     free(crops);
-    stats->seconds = now_s() - t0;
+    stats->seconds = clock_now() - t0;
     return e;
 }
 
@@ -432,14 +426,8 @@ static imgsim_status collect_gone(void *user, const char *id, const char *src, i
     struct stat sb;
     if (!src || strstr(src, "://") || stat(src, &sb) == 0 || (errno != ENOENT && errno != ENOTDIR))
         return IMGSIM_OK; /* only files that are really gone; EACCES or EIO keeps the item */
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 64;
-        char **v = realloc(g->ids, cap * sizeof *v);
-        if (!v)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
-        g->ids = v;
-        g->cap = cap;
-    }
+    if (grow_array((void **)&g->ids, &g->cap, g->n + 1, sizeof *g->ids, 64))
+        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     if (!(g->ids[g->n] = strdup(id)))
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
     g->n++;

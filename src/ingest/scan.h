@@ -1,6 +1,6 @@
 /*
  * scan.h — finding images: a recursive directory walk that yields every file that is an
- * image by extension or by content (magic bytes), and the sniffing itself.
+ * image by extension or by content (magic bytes, image/sniff.h), and sniffing one file.
  *
  * The walk is deterministic (entries sorted by name within each directory), skips hidden
  * entries (".name"), follows symbolic links to files and to directories but never visits a
@@ -15,12 +15,10 @@
 
 #include "imgsim.h"
 
-/* Image format from the first bytes of a file, or NULL: "jpeg", "png", "gif", "webp", "tiff",
- * "bmp", "heif", "avif", "jxl", "jp2", "pnm" ... `len` may be short (then NULL unless sure). */
-const char *scan_sniff(const uint8_t *head, size_t len);
 /* 1 if the file name's extension is a known image extension (case-insensitive). */
 int scan_has_image_ext(const char *path);
-/* Sniff a file by reading its first 32 bytes: format or NULL (unreadable or not an image). */
+/* Sniff a file by reading its first 32 bytes (image_sniff, image/sniff.h): format or NULL
+ * (unreadable or not an image). */
 const char *scan_sniff_file(const char *path);
 
 typedef struct scan_entry {

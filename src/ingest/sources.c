@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 #include "core/strmap.h"
 #include "ingest/csv.h"
 #include "ingest/scan.h"
@@ -94,14 +95,8 @@ void imgsim_sources_free(imgsim_sources *s)
 
 static imgsim_source *push(imgsim_sources *s)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        imgsim_source *v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        s->v = v;
-        s->cap = cap;
-    }
+    if (grow_array((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v, 256))
+        return NULL;
     imgsim_source *x = &s->v[s->n++];
     memset(x, 0, sizeof *x);
     return x;

@@ -24,6 +24,7 @@
 #include <xnnpack.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "core/strbuf.h"
 #include "model/exec/exec.h"
 #include "model/ir/graph.h"
@@ -98,17 +99,19 @@ static imgsim_status read_all(const char *path, uint8_t **out, size_t *len, imgs
                            path, (long long)st.st_size);
     if (st.st_size == 0)
         return imgsim_fail(err, IMGSIM_E_MODEL, "%s: empty file", path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: %s", path, strerror(errno));
-    uint8_t *b = malloc((size_t)st.st_size);
-    if (!b) {
-        fclose(f);
+    uint8_t *b;
+    size_t n;
+    imgsim_status s = file_read_all(path, MAX_MODEL_BYTES, &b, &n, err);
+    if (s == IMGSIM_E_TOO_BIG) /* grew since the stat */
+        return imgsim_fail(err, IMGSIM_E_TOO_BIG, "%s: %zu bytes is over the 2 GiB model limit",
+                           path, n);
+    if (s == IMGSIM_E_NOMEM)
         return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory reading %s", path);
+    if (s != IMGSIM_OK) {
+        imgsim_fail_prefix(err, "%s", path);
+        return s;
     }
-    size_t n = fread(b, 1, (size_t)st.st_size, f);
-    fclose(f);
-    if (n != (size_t)st.st_size) {
+    if (n < (size_t)st.st_size) {
         free(b);
         return imgsim_fail(err, IMGSIM_E_IO, "%s: short read", path);
     }

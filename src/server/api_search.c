@@ -11,13 +11,6 @@
 #include "query/json.h"
 #include "server/internal.h"
 
-double ms_since(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-6;
-}
-
 /* The HTTP API's own field of a search hit: where its thumbnail is. */
 static int add_image_url(json_t *hit, const imgsim_item *it, void *user)
 {
@@ -34,7 +27,7 @@ enum MHD_Result reply_results(req *r, const imgsim_results *res, const imgsim_qu
     results_json_opts jo = {0};
     jo.id = id;
     jo.extra = add_image_url;
-    json_t *j = query_results_json(res, o, &jo, ms_since(&r->t0));
+    json_t *j = query_results_json(res, o, &jo, clock_ms_since(r->t0));
     return j ? reply_json(r, 200, j) : reply_error(r, 500, "out of memory");
 }
 

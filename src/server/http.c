@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "image/sniff.h"
 #include "server/internal.h"
 
 enum MHD_Result reply_raw(req *r, int status, const char *type, char *body, size_t len)
@@ -293,18 +294,15 @@ int is_image_type(const char *t)
 
 const char *sniff_ext(const unsigned char *b, size_t n)
 {
-    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
-        return "jpg";
-    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8))
-        return "png";
-    if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4))
-        return "webp";
-    if (n >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6)))
-        return "gif";
-    if (n >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4)))
-        return "tif";
-    if (n >= 2 && b[0] == 'B' && b[1] == 'M')
-        return "bmp";
+    /* the formats an upload may be, and the extension its file is saved under */
+    static const char *const ext[][2] = {
+        {"jpeg", "jpg"}, {"png", "png"}, {"webp", "webp"},
+        {"gif", "gif"},  {"tiff", "tif"}, {"bmp", "bmp"},
+    };
+    const char *f = image_sniff(b, n);
+    for (size_t i = 0; f && i < sizeof ext / sizeof *ext; i++)
+        if (!strcmp(f, ext[i][0]))
+            return ext[i][1];
     return NULL;
 }
 

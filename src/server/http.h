@@ -34,7 +34,8 @@ int multipart_parse(const char *ctype, const char *body, size_t len, part *parts
                     int *n);
 /* Is `type` (a Content-Type, parameters allowed) an image type we decode? */
 int is_image_type(const char *type);
-/* Lower-case extension for sniffed image bytes ("jpg", ...), NULL if unknown. */
+/* Lower-case extension ("jpg", ...) an upload is saved under, from its bytes (image_sniff) when
+ * they are JPEG, PNG, WebP, GIF, TIFF or BMP; NULL otherwise. */
 const char *sniff_ext(const unsigned char *b, size_t n);
 /* 1 when `s` is valid UTF-8 (JSON strings must be). */
 int utf8_valid(const char *s);

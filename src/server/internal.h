@@ -11,8 +11,8 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -110,7 +110,7 @@ char *route_url(const char *name, const char *id);
 struct req {
     server *s;
     struct MHD_Connection *conn;
-    struct timespec t0;
+    double t0;                 /* clock_now() when the request began */
     char *method, *path;       /* path as sent (still percent-encoded) */
     const route *rt;           /* NULL: no route */
     char *id;                  /* decoded {id} of the route, or NULL */
@@ -144,7 +144,6 @@ json_t *item_json(const imgsim_item *it);
 /* SEARCH reply from results; `id` is the query item or NULL. */
 enum MHD_Result reply_results(req *r, const imgsim_results *res, const imgsim_query_opts *o,
                               const char *id);
-double ms_since(const struct timespec *t0);
 enum MHD_Result api_healthz(req *r);
 enum MHD_Result api_stats(req *r);
 enum MHD_Result api_labels(req *r);

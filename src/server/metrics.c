@@ -3,6 +3,7 @@
  * gauges it is handed (queue depth, busy slots, slots, items) in the Prometheus text format
  * for GET /metrics.
  */
+#include "core/grow.h"
 #include "server/metrics.h"
 
 #include <stdarg.h>
@@ -69,14 +70,10 @@ static void add(buf *b, const char *fmt, ...)
             b->len += (size_t)n;
             return;
         }
-        size_t nc = b->cap * 2 + (size_t)n;
-        char *np = realloc(b->p, nc);
-        if (!np) {
+        if (grow_array((void **)&b->p, &b->cap, b->len + (size_t)n + 1, 1, 4096)) {
             b->oom = 1;
             return;
         }
-        b->p = np;
-        b->cap = nc;
     }
 }
 

@@ -15,6 +15,7 @@
 
 #include <malloc.h>
 
+#include "core/grow.h"
 #include "server/internal.h"
 
 size_t srv_items(server *s)
@@ -92,7 +93,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *con_cls = r;
         r->s = s;
         r->conn = conn;
-        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        r->t0 = clock_now();
         atomic_fetch_add(&s->inflight, 1);
         if (!(r->method = strdup(method)) || !(r->path = strdup(url)))
             return MHD_NO;
@@ -134,10 +135,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             return MHD_YES;
         }
         if (r->len + n + 1 > r->cap) {
-            size_t nc = r->cap ? r->cap : 65536;
-            while (nc < r->len + n + 1)
-                nc *= 2;
-            if (nc > limit + 1)
+            /* doubling, but never past the route's limit (+ the NUL) */
+            size_t nc = grow_capacity(r->cap, r->len + n + 1, 65536);
+            if (!nc || nc > limit + 1)
                 nc = limit + 1;
             char *nb = realloc(r->body, nc);
             if (!nb)
@@ -165,7 +165,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req *r = *con_cls;
     if (!r)
         return;
-    double ms = ms_since(&r->t0);
+    double ms = clock_ms_since(r->t0);
     int status = r->status ? r->status : 499; /* no reply: client went away */
     metrics_record(&s->metrics, route_label(r->rt), status, ms / 1e3);
     if (!s->o.quiet) {

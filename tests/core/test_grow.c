@@ -1,7 +1,8 @@
 /*
  * test_grow.c — core/grow.h: the capacity doubling every growable array uses. Room is made
  * for what is asked (from the first capacity, doubling), contents survive a move, nothing is
- * reallocated when there is room, and sizes that overflow are refused with the array intact.
+ * reallocated when there is room, and sizes that overflow are refused with the array intact;
+ * grow_capacity gives the same capacities without allocating.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,12 +61,24 @@ static void test_overflow(void **state)
     free(v);
 }
 
+static void test_capacity(void **state)
+{
+    (void)state;
+    assert_int_equal(grow_capacity(0, 1, 16), 16);
+    assert_int_equal(grow_capacity(16, 16, 64), 16);     /* room already */
+    assert_int_equal(grow_capacity(16, 17, 64), 32);
+    assert_int_equal(grow_capacity(100, 1000, 16), 1600); /* doubles from the current cap */
+    assert_int_equal(grow_capacity(0, 5, 0), 8);          /* from 1 */
+    assert_int_equal(grow_capacity(SIZE_MAX / 2 + 1, SIZE_MAX, 1), 0); /* overflow */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_doubling),
         cmocka_unit_test(test_first_zero),
         cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

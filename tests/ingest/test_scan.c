@@ -1,6 +1,6 @@
 /*
- * test_scan.c — finding images (src/ingest/scan.c): magic-byte sniffing on synthetic
- * headers and on files written by libvips, the image-extension list, and the directory
+ * test_scan.c — finding images (src/ingest/scan.c): magic-byte sniffing (image/sniff.c) on
+ * synthetic headers and on files written by libvips, the image-extension list, and the directory
  * walk on a scratch tree (nested directories, an upper-case .JPG, an extension-less JPEG,
  * a .txt, hidden entries, symbolic links to files and directories, a link loop, a dangling
  * link, an unreadable directory), checking the exact list yielded and its order.
@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "image/image.h"
+#include "image/sniff.h"
 #include "ingest/scan.h"
 #include "../testutil.h"
 
@@ -26,7 +27,7 @@
 
 static const char *sniff(const char *bytes, size_t len)
 {
-    return scan_sniff((const uint8_t *)bytes, len);
+    return image_sniff((const uint8_t *)bytes, len);
 }
 
 #define SNIFF(lit) sniff(lit, sizeof lit - 1)
@@ -72,7 +73,7 @@ static void test_sniff_synthetic(void **state)
 static void test_sniff_negative(void **state)
 {
     (void)state;
-    assert_null(scan_sniff(NULL, 10));
+    assert_null(image_sniff(NULL, 10));
     assert_null(SNIFF(""));
     /* Too short to be sure. */
     assert_null(SNIFF("\xFF\xD8"));
@@ -134,7 +135,7 @@ static void test_sniff_encoded(void **state)
                 fail_msg("libvips cannot write %s", f[i].suffix);
             continue;
         }
-        const char *got = scan_sniff(b, len < 32 ? len : 32);
+        const char *got = image_sniff(b, len < 32 ? len : 32);
         if (!got || strcmp(got, f[i].want) != 0)
             fail_msg("%s sniffed as %s, want %s", f[i].suffix, got ? got : "NULL", f[i].want);
         /* And through a file. */

@@ -530,7 +530,8 @@ static void test_types_and_statuses(void **state)
         {"\x89PNG\r\n\x1a\n....", 12, "png"}, {"\x89PNG\r\n\x1a", 7, NULL},
         {"RIFF\0\0\0\0WEBPVP8 ", 16, "webp"}, {"RIFF\0\0\0\0WAVEfmt ", 16, NULL},
         {"GIF89a", 6, "gif"}, {"GIF87a", 6, "gif"}, {"GIF88a", 6, NULL},
-        {"II*\0", 4, "tif"}, {"MM\0*", 4, "tif"}, {"BM", 2, "bmp"}, {"<svg", 4, NULL},
+        {"II*\0", 4, "tif"}, {"MM\0*", 4, "tif"}, {"BM\0\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0", 18, "bmp"},
+        {"BM", 2, NULL} /* no plausible BMP header */, {"<svg", 4, NULL},
         {"", 0, NULL},
     };
     for (size_t i = 0; i < sizeof sig / sizeof *sig; i++) {

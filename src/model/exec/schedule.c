@@ -6,8 +6,8 @@
  */
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "model/exec/context.h"
 #include "model/exec/node.h"
@@ -76,13 +76,6 @@ static void run_image(void *ctx, size_t i)
     atomic_store(&c->sub_busy[k], 0);
 }
 
-static double seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const float mean[3],
                        const float std[3], imgsim_error *err)
 {
@@ -114,7 +107,7 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
         unsigned k = (*runs)++;
         if (*runs == 0)
             *runs = SCHED_START_RUNS; /* wrapped: stay past the warm-up */
-        double t0 = seconds();
+        double t0 = clock_now();
         /* re-time the slower mode every SCHED_PROBE_EVERY runs, and when the probe is late */
         int late = k >= SCHED_START_RUNS && t0 >= *next;
         int due = k % SCHED_PROBE_EVERY == 0 || late;
@@ -132,12 +125,12 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
         }
         if (st != IMGSIM_OK)
             return st;
-        double dt = (seconds() - t0) / n;
+        double dt = (clock_now() - t0) / n;
         if (k >= SCHED_UNTIMED_RUNS)
             t[serial] = probe ? dt : (1.0 - SCHED_NEW_WEIGHT) * t[serial] + SCHED_NEW_WEIGHT * dt;
         if (probe && k >= SCHED_START_RUNS - 1) { /* both modes timed: when to probe next */
             double slow = (t[0] > t[1] ? t[0] : t[1]) * n, gap = slow * SCHED_PROBE_SPACING;
-            *next = seconds() + (gap > SCHED_PROBE_MIN_SECONDS ? gap : SCHED_PROBE_MIN_SECONDS);
+            *next = clock_now() + (gap > SCHED_PROBE_MIN_SECONDS ? gap : SCHED_PROBE_MIN_SECONDS);
         }
         return IMGSIM_OK;
     }

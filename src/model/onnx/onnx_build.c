@@ -3,10 +3,12 @@
  * NHWC bookkeeping of values: an NCHW activation [N,C,H,W] is the IR tensor [N,H,W,C], and
  * a constant broadcast against it is padded to rank 4 and transposed the same way.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "model/onnx/onnx_reader.h"
 
 ir_dtype ox_ir_dtype(int onnx_dtype)
@@ -57,15 +59,13 @@ int ox_tensor(ox_ctx *c, const char *name, const char *suffix, ir_dtype dt, int 
         imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "ONNX tensor '%s' has rank %d", name, rank);
         return -1;
     }
-    if (g->nt == c->tcap) {
-        int cap = c->tcap ? c->tcap * 2 : 256;
-        ir_tensor *t = realloc(g->t, sizeof *t * (size_t)cap);
-        if (!t) {
-            ox_nomem(c);
-            return -1;
-        }
-        g->t = t;
-        c->tcap = cap;
+    if (g->nt == INT_MAX) {
+        imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX model has too many tensors");
+        return -1;
+    }
+    if (grow_array((void **)&g->t, &c->tcap, (size_t)g->nt + 1, sizeof *g->t, 256)) {
+        ox_nomem(c);
+        return -1;
     }
     size_t nl = strlen(name), sl = suffix ? strlen(suffix) : 0;
     char *s = malloc(nl + sl + 1);
@@ -125,15 +125,13 @@ int ox_tensor_of(ox_ctx *c, ox_value *v, ir_dtype dt)
 int ox_op(ox_ctx *c, ir_op_kind k, int out, int nin, const int *in)
 {
     ir_graph *g = c->g;
-    if (g->nops == c->opcap) {
-        int cap = c->opcap ? c->opcap * 2 : 128;
-        ir_op *o = realloc(g->ops, sizeof *o * (size_t)cap);
-        if (!o) {
-            ox_nomem(c);
-            return -1;
-        }
-        g->ops = o;
-        c->opcap = cap;
+    if (g->nops == INT_MAX) {
+        imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX model has too many operators");
+        return -1;
+    }
+    if (grow_array((void **)&g->ops, &c->opcap, (size_t)g->nops + 1, sizeof *g->ops, 128)) {
+        ox_nomem(c);
+        return -1;
     }
     ir_op *op = &g->ops[g->nops];
     memset(op, 0, sizeof *op);

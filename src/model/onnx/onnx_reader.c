@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "model/onnx/onnx.h"
 #include "model/onnx/onnx_reader.h"
 
@@ -58,16 +59,10 @@ static int value_of(ox_ctx *c, pb_buf s)
         imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX model has too many values");
         return -1;
     }
-    if (c->nv == c->capv) {
-        int cap = c->capv ? c->capv * 2 : 256;
-        ox_value *nv = realloc(c->v, sizeof *nv * (size_t)cap);
-        if (!nv) {
-            free(name);
-            ox_nomem(c);
-            return -1;
-        }
-        c->v = nv;
-        c->capv = cap;
+    if (grow_array((void **)&c->v, &c->capv, (size_t)c->nv + 1, sizeof *c->v, 256)) {
+        free(name);
+        ox_nomem(c);
+        return -1;
     }
     ox_value *v = &c->v[c->nv];
     memset(v, 0, sizeof *v);

@@ -99,11 +99,12 @@ typedef struct ox_ctx {
     const char *dir;
     int64_t opset;           /* default-domain opset */
     ox_value *v;
-    int nv, capv;
+    int nv;
+    size_t capv;
     strmap names;            /* value name -> index */
     ox_node *nodes;
     int nnodes;
-    int tcap, opcap;         /* capacities of g->t, g->ops */
+    size_t tcap, opcap;      /* capacities of g->t, g->ops */
     size_t fold_bytes;       /* allocated by constant folding so far */
     int input, output;       /* graph input / first output value */
     int axes_hw;             /* IR constant [1, 2] (int32) for spatial means, -1 until made */
