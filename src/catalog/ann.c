@@ -72,7 +72,7 @@ static struct ann_state *get_state(imgsim_db *db, imgsim_error *err)
         return db->ann;
     struct ann_state *st = calloc(1, sizeof *st);
     if (!st) {
-        imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        error_set(err, IMGSIM_E_NOMEM, "out of memory");
         return NULL;
     }
     db->ann = st;
@@ -240,7 +240,7 @@ static imgsim_status open_index(imgsim_db *db, const ann_meta *am, hnsw **out, s
     *out = NULL;
     char path[4096];
     if (path_of(db, am->file, path, sizeof path) < 0)
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: path too long", db->dir);
+        return error_set(err, IMGSIM_E_ARG, "%s: path too long", db->dir);
     if (stat(path, id) != 0) {
         snprintf(why, n, "index file %s is missing", am->file);
         return IMGSIM_OK;
@@ -365,13 +365,13 @@ imgsim_status ann_search(imgsim_db *db, imgsim_metric m, const float *q, int k, 
         exact_hit *th = malloc((size_t)k * sizeof *th);
         int tn = 0;
         if (!th)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            return error_set(err, IMGSIM_E_NOMEM, "out of memory");
         s = exact_search(&tail, m, q, 1, k, filter ? filter + base : NULL, &ex, 1, th, &tn, err);
         for (int i = 0; i < tn; i++)
             th[i].row += (uint32_t)base;
         if (s == IMGSIM_OK && (*nout = topk_merge(m, out, *nout, th, tn, k)) < 0) {
             *nout = 0;
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
         }
         free(th);
         if (s != IMGSIM_OK)
@@ -401,7 +401,7 @@ static imgsim_status publish(imgsim_db *db, const hnsw *h, const hnsw_params *p,
     char name[64], path[4096];
     snprintf(name, sizeof name, "ann.%" PRIu64 ".hnsw", seq);
     if (path_of(db, name, path, sizeof path) < 0)
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: path too long", db->dir);
+        return error_set(err, IMGSIM_E_ARG, "%s: path too long", db->dir);
     imgsim_status s = hnsw_save(h, path, err);
     if (s != IMGSIM_OK)
         return s;
@@ -428,10 +428,10 @@ static imgsim_status build(imgsim_db *db, const hnsw_params *p, int threads, con
                            imgsim_error *err)
 {
     if (p->pca_dims > 0 && db->nalive <= (size_t)p->pca_dims)
-        return imgsim_fail(err, IMGSIM_E_ARG,
-                           "a PCA to %d dimensions needs more than %d vectors (the collection "
-                           "has %zu): use fewer --dims or none",
-                           p->pca_dims, p->pca_dims, db->nalive);
+        return error_set(err, IMGSIM_E_ARG,
+                         "a PCA to %d dimensions needs more than %d vectors (the collection "
+                         "has %zu): use fewer --dims or none",
+                         p->pca_dims, p->pca_dims, db->nalive);
     if (db->nalive == 0) /* nothing to index (yet): searches of an empty collection are exact,
                           * and a later `index --ann` or `ann build` builds the index */
         return IMGSIM_OK;
@@ -446,20 +446,20 @@ static imgsim_status build(imgsim_db *db, const hnsw_params *p, int threads, con
 static imgsim_status check_opts(const imgsim_db *db, const imgsim_ann_opts *o, imgsim_error *err)
 {
     if (o->metric != IMGSIM_METRIC_COSINE && o->metric != IMGSIM_METRIC_L2)
-        return imgsim_fail(err, IMGSIM_E_ARG,
-                           "an HNSW index serves cosine or l2 (l1 queries are always exact)");
+        return error_set(err, IMGSIM_E_ARG,
+                         "an HNSW index serves cosine or l2 (l1 queries are always exact)");
     if (o->M < 2 || o->M > 256)
-        return imgsim_fail(err, IMGSIM_E_ARG, "M must be between 2 and 256");
+        return error_set(err, IMGSIM_E_ARG, "M must be between 2 and 256");
     if (o->ef_construction < 1 || o->ef_construction > 10000)
-        return imgsim_fail(err, IMGSIM_E_ARG, "ef_construction must be between 1 and 10000");
+        return error_set(err, IMGSIM_E_ARG, "ef_construction must be between 1 and 10000");
     if (o->ef_search < 1 || o->ef_search > IMGSIM_MAX_EF)
-        return imgsim_fail(err, IMGSIM_E_ARG, "ef_search must be between 1 and %d",
-                           IMGSIM_MAX_EF);
+        return error_set(err, IMGSIM_E_ARG, "ef_search must be between 1 and %d",
+                         IMGSIM_MAX_EF);
     if (o->storage != IMGSIM_ANN_SQ8 && o->storage != IMGSIM_ANN_F32)
-        return imgsim_fail(err, IMGSIM_E_ARG, "unknown index storage");
+        return error_set(err, IMGSIM_E_ARG, "unknown index storage");
     if (o->pca_dims < 0 || o->pca_dims >= db->dim)
-        return imgsim_fail(err, IMGSIM_E_ARG, "PCA dimensions must be between 1 and %d",
-                           db->dim - 1);
+        return error_set(err, IMGSIM_E_ARG, "PCA dimensions must be between 1 and %d",
+                         db->dim - 1);
     return IMGSIM_OK;
 }
 
@@ -511,7 +511,7 @@ static imgsim_status catch_up(imgsim_db *db, const ann_meta *am, int lazy, int *
         add = malloc((db->nrows ? db->nrows : 1) * sizeof *add);
         rem = malloc((in.row_limit ? in.row_limit : 1) * sizeof *rem);
         if (!add || !rem) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             goto done;
         }
         for (uint32_t r = 0; r < in.row_limit; r++)
@@ -599,8 +599,8 @@ const char *imgsim_ann_status_name(imgsim_ann_status s)
 static imgsim_status writer_only(const imgsim_db *db, imgsim_error *err)
 {
     return db->writable ? IMGSIM_OK
-                        : imgsim_fail(err, IMGSIM_E_ARG, "%s: collection opened read-only",
-                                      db->dir);
+                        : error_set(err, IMGSIM_E_ARG, "%s: collection opened read-only",
+                                    db->dir);
 }
 
 imgsim_status imgsim_db_ann_build(imgsim_db *db, const imgsim_ann_opts *o, imgsim_error *err)

@@ -44,14 +44,14 @@ imgsim_status imgsim_db_labels(imgsim_db *db, imgsim_label_count **out, size_t *
     int rc = SQLITE_DONE;
     while (s == IMGSIM_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (grow_array((void **)&v, &cap, cnt + 1, sizeof *v, 32)) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         const unsigned char *t = sqlite3_column_text(st, 0);
         v[cnt].label = strdup(t ? (const char *)t : "");
         v[cnt].count = (size_t)sqlite3_column_int64(st, 1);
         if (!v[cnt].label) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         cnt++;
@@ -87,7 +87,7 @@ imgsim_status imgsim_db_random(imgsim_db *db, size_t n, const char *label, imgsi
                               : "SELECT " ITEM_COLS " FROM items ORDER BY random() LIMIT ?",
                     &st, err);
     if (s == IMGSIM_OK && !(v = calloc(n, sizeof *v)))
-        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
     if (s == IMGSIM_OK) {
         int i = 1;
         if (label)
@@ -96,7 +96,7 @@ imgsim_status imgsim_db_random(imgsim_db *db, size_t n, const char *label, imgsi
         int rc;
         while (cnt < n && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             if (cat_item_read(st, 0, &v[cnt]) != IMGSIM_OK) {
-                s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+                s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
                 break;
             }
             cnt++;

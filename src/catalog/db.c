@@ -46,8 +46,8 @@ imgsim_status cat_sql_fail(imgsim_db *db, imgsim_error *err, const char *what)
                          : (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) ? IMGSIM_E_IO
                          : (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? IMGSIM_E_IO
                                                                         : IMGSIM_E_INTERNAL;
-    return imgsim_fail(err, code, "%s/catalog.sqlite: %s: %s", db->dir, what,
-                       sqlite3_errmsg(db->sql));
+    return error_set(err, code, "%s/catalog.sqlite: %s: %s", db->dir, what,
+                     sqlite3_errmsg(db->sql));
 }
 
 imgsim_status cat_exec(imgsim_db *db, const char *sql, imgsim_error *err)
@@ -133,7 +133,7 @@ imgsim_status cat_meta_get(imgsim_db *db, const char *key, char *buf, size_t n, 
     if (rc == SQLITE_ROW) {
         snprintf(buf, n, "%s", (const char *)sqlite3_column_text(st, 0));
     } else if (rc == SQLITE_DONE) {
-        s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "meta key %s not set", key);
+        s = error_set(err, IMGSIM_E_NOTFOUND, "meta key %s not set", key);
     } else {
         s = cat_sql_fail(db, err, "cannot read meta");
     }
@@ -170,8 +170,8 @@ imgsim_status cat_meta_get_u64(imgsim_db *db, const char *key, uint64_t def, uin
     errno = 0;
     unsigned long long x = strtoull(buf, &end, 10);
     if (errno || *end || end == buf)
-        return imgsim_fail(err, IMGSIM_E_IO, "%s/catalog.sqlite: meta key %s is not a number",
-                           db->dir, key);
+        return error_set(err, IMGSIM_E_IO, "%s/catalog.sqlite: meta key %s is not a number",
+                         db->dir, key);
     *v = (uint64_t)x;
     return IMGSIM_OK;
 }
@@ -218,15 +218,15 @@ static imgsim_status take_lock(imgsim_db *db, imgsim_error *err)
 {
     char *lp = path_in(db->dir, "lock");
     if (!lp)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     db->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     free(lp);
     if (db->lock_fd < 0)
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: cannot create lock file: %s", db->dir,
-                           strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "%s: cannot create lock file: %s", db->dir,
+                         strerror(errno));
     if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0)
-        return imgsim_fail(err, IMGSIM_E_IO,
-                           "%s: another imgsim process is writing this collection", db->dir);
+        return error_set(err, IMGSIM_E_IO,
+                         "%s: another imgsim process is writing this collection", db->dir);
     return IMGSIM_OK;
 }
 
@@ -254,37 +254,37 @@ imgsim_status imgsim_db_open(const char *dir, int mode, const char *model, int d
 {
     *out = NULL;
     if (!dir || !*dir)
-        return imgsim_fail(err, IMGSIM_E_ARG, "no collection directory given");
+        return error_set(err, IMGSIM_E_ARG, "no collection directory given");
     int create = (mode & IMGSIM_DB_CREATE) == IMGSIM_DB_CREATE;
     int write = (mode & IMGSIM_DB_WRITE) != 0;
     struct stat sb;
     if (stat(dir, &sb) != 0) {
         if (!create)
-            return imgsim_fail(err, IMGSIM_E_NOTFOUND,
-                               "%s: no such collection (create it with imgsim index)", dir);
+            return error_set(err, IMGSIM_E_NOTFOUND,
+                             "%s: no such collection (create it with imgsim index)", dir);
         if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-            return imgsim_fail(err, IMGSIM_E_IO, "%s: cannot create directory: %s", dir,
-                               strerror(errno));
+            return error_set(err, IMGSIM_E_IO, "%s: cannot create directory: %s", dir,
+                             strerror(errno));
     } else if (!S_ISDIR(sb.st_mode)) {
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: not a directory", dir);
+        return error_set(err, IMGSIM_E_ARG, "%s: not a directory", dir);
     }
 
     imgsim_db *db = calloc(1, sizeof *db);
     if (!db || !(db->dir = strdup(dir))) {
         free(db);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     db->lock_fd = db->vec_fd = -1;
     db->writable = write;
     imgsim_status s = IMGSIM_OK;
     char *cp = path_in(dir, "catalog.sqlite");
     if (!cp) {
-        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
         goto fail;
     }
     if (!write && access(cp, F_OK) != 0) {
-        s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "%s: not an imgsim collection (no catalog.sqlite)",
-                        dir);
+        s = error_set(err, IMGSIM_E_NOTFOUND, "%s: not an imgsim collection (no catalog.sqlite)",
+                      dir);
         free(cp);
         goto fail;
     }
@@ -298,7 +298,7 @@ imgsim_status imgsim_db_open(const char *dir, int mode, const char *model, int d
     free(cp);
     if (rc != SQLITE_OK) {
         s = db->sql ? cat_sql_fail(db, err, "cannot open")
-                    : imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+                    : error_set(err, IMGSIM_E_NOMEM, "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(db->sql, 5000);
@@ -322,12 +322,12 @@ imgsim_status imgsim_db_open(const char *dir, int mode, const char *model, int d
     }
     if (ms == IMGSIM_E_NOTFOUND) {
         if (!create) {
-            s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "%s: not an imgsim collection (empty catalogue)",
-                            dir);
+            s = error_set(err, IMGSIM_E_NOTFOUND, "%s: not an imgsim collection (empty catalogue)",
+                          dir);
             goto fail;
         }
         if (!model || dim <= 0) {
-            s = imgsim_fail(err, IMGSIM_E_ARG, "%s: a new collection needs a model", dir);
+            s = error_set(err, IMGSIM_E_ARG, "%s: a new collection needs a model", dir);
             goto fail;
         }
         if ((s = init_meta(db, model, dim, err)) != IMGSIM_OK)
@@ -335,20 +335,20 @@ imgsim_status imgsim_db_open(const char *dir, int mode, const char *model, int d
         snprintf(buf, sizeof buf, "%s", model);
     }
     if (strlen(buf) >= sizeof db->model) {
-        s = imgsim_fail(err, IMGSIM_E_IO, "%s: model name too long in catalogue", dir);
+        s = error_set(err, IMGSIM_E_IO, "%s: model name too long in catalogue", dir);
         goto fail;
     }
     memcpy(db->model, buf, strlen(buf) + 1);
     if (model && strcmp(model, db->model) != 0) {
-        s = imgsim_fail(err, IMGSIM_E_ARG,
-                        "%s was built with model %s, not %s: use --model %s (or a new --db)", dir,
-                        db->model, model, db->model);
+        s = error_set(err, IMGSIM_E_ARG,
+                      "%s was built with model %s, not %s: use --model %s (or a new --db)", dir,
+                      db->model, model, db->model);
         goto fail;
     }
     db->dim = (int)cat_meta_u64(db, "dim", 0);
     if (db->dim <= 0 || db->dim > 65536 || (dim > 0 && dim != db->dim)) {
-        s = imgsim_fail(err, IMGSIM_E_IO, "%s: catalogue records dimension %d, expected %d", dir,
-                        db->dim, dim);
+        s = error_set(err, IMGSIM_E_IO, "%s: catalogue records dimension %d, expected %d", dir,
+                      db->dim, dim);
         goto fail;
     }
     /* One read transaction: meta, the vector file and its live rows from one snapshot, even
@@ -418,7 +418,7 @@ const char *cat_dir(const imgsim_db *db) { return db->dir; }
 imgsim_status cat_check_writable(const imgsim_db *db, imgsim_error *err)
 {
     if (!db->writable)
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: collection opened read-only", db->dir);
+        return error_set(err, IMGSIM_E_ARG, "%s: collection opened read-only", db->dir);
     return IMGSIM_OK;
 }
 
@@ -430,9 +430,9 @@ imgsim_status imgsim_db_uploads_dir(imgsim_db *db, char **path, imgsim_error *er
         return s;
     char *p = path_in(db->dir, "uploads");
     if (!p)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-        s = imgsim_fail(err, IMGSIM_E_IO, "%s: cannot create: %s", p, strerror(errno));
+        s = error_set(err, IMGSIM_E_IO, "%s: cannot create: %s", p, strerror(errno));
         free(p);
         return s;
     }

@@ -67,9 +67,9 @@ imgsim_status imgsim_db_get(imgsim_db *db, const char *id, imgsim_item *out, img
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         if (cat_item_read(st, 0, out) != IMGSIM_OK)
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
     } else if (rc == SQLITE_DONE) {
-        s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "no item with id '%s'", id);
+        s = error_set(err, IMGSIM_E_NOTFOUND, "no item with id '%s'", id);
     } else {
         s = cat_sql_fail(db, err, "cannot read an item");
     }
@@ -88,12 +88,12 @@ imgsim_status cat_item_row(imgsim_db *db, const char *id, uint32_t *row, imgsim_
     if (rc == SQLITE_ROW) {
         sqlite3_int64 r = sqlite3_column_int64(st, 0);
         if (r < 0 || (size_t)r >= db->nrows || !db->alive[r])
-            s = imgsim_fail(err, IMGSIM_E_IO, "%s: item '%s' names a missing vector row", db->dir,
-                            id);
+            s = error_set(err, IMGSIM_E_IO, "%s: item '%s' names a missing vector row", db->dir,
+                          id);
         else
             *row = (uint32_t)r;
     } else if (rc == SQLITE_DONE) {
-        s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "no item with id '%s'", id);
+        s = error_set(err, IMGSIM_E_NOTFOUND, "no item with id '%s'", id);
     } else {
         s = cat_sql_fail(db, err, "cannot read an item");
     }
@@ -128,12 +128,12 @@ imgsim_status cat_where_sql(const imgsim_where *w, int nw, char **sql, imgsim_er
     size_t cap = 32 + (size_t)nw * 96, len = 0;
     char *s = malloc(cap);
     if (!s)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     len += (size_t)snprintf(s, cap, "1");
     for (int i = 0; i < nw; i++) {
         if (!w[i].column || !*w[i].column || !w[i].value) {
             free(s);
-            return imgsim_fail(err, IMGSIM_E_ARG, "--where needs COLUMN=VALUE");
+            return error_set(err, IMGSIM_E_ARG, "--where needs COLUMN=VALUE");
         }
         if (plain_col(w[i].column))
             len += (size_t)snprintf(s + len, cap - len, " AND CAST(%s AS TEXT) = ?", w[i].column);
@@ -168,7 +168,7 @@ static imgsim_status filter_sql(const cat_filter *f, const char *cols, const cha
     size_t n = strlen(cols) + strlen(pre) + strlen(cond) + strlen(tail) + 96;
     if (!(*sql = malloc(n))) {
         free(cond);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     snprintf(*sql, n, "SELECT %s FROM items WHERE %s%s%s%s%s", cols, pre, cond,
              f->labelled ? " AND label IS NOT NULL" : "", f->label ? " AND label = ?" : "", tail);
@@ -204,7 +204,7 @@ imgsim_status cat_filter_rows(imgsim_db *db, const cat_filter *f, uint8_t **rows
         return IMGSIM_OK;
     uint8_t *bm = calloc(db->nrows ? db->nrows : 1, 1);
     if (!bm)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     sqlite3_stmt *st;
     imgsim_status s = filter_prepare(db, f, "DISTINCT row", "", "", 1, &st, err);
     if (s != IMGSIM_OK) {
@@ -238,7 +238,7 @@ imgsim_status cat_row_items_open(imgsim_db *db, const cat_filter *f, cat_row_ite
     *out = NULL;
     cat_row_items *it = calloc(1, sizeof *it);
     if (!it)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     it->db = db;
     it->done = 1;
     imgsim_status s = filter_prepare(db, f, ITEM_COLS, "row = ? AND ", " ORDER BY id", 2,
@@ -267,7 +267,7 @@ imgsim_status cat_row_items_next(cat_row_items *it, imgsim_item *out, int *got,
     int rc = sqlite3_step(it->st);
     if (rc == SQLITE_ROW) {
         if (cat_item_read(it->st, 0, out) != IMGSIM_OK)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            return error_set(err, IMGSIM_E_NOMEM, "out of memory");
         *got = 1;
         return IMGSIM_OK;
     }
@@ -317,11 +317,11 @@ imgsim_status imgsim_db_item_ids(imgsim_db *db, char ***ids, size_t *n, imgsim_e
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (grow_array((void **)ids, &cap, *n + 1, sizeof **ids, 1024)) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         if (!((*ids)[*n] = strdup((const char *)sqlite3_column_text(st, 0)))) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         (*n)++;

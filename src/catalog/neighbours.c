@@ -114,7 +114,7 @@ static imgsim_status full_build(imgsim_db *db, int k, imgsim_metric m, int threa
     int *counts = calloc(n ? n : 1, sizeof *counts);
     imgsim_status s;
     if (!lists || !counts)
-        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
+        s = error_set(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
     else {
         exact_set set = cat_set(db);
         s = n ? exact_all_pairs(&set, m, k, threads, lists, counts, err) : IMGSIM_OK;
@@ -162,7 +162,7 @@ static imgsim_status incremental(imgsim_db *db, int k, imgsim_metric m, int thre
     imgsim_status s = IMGSIM_OK;
     exact_set set = cat_set(db);
     if (!lists || !counts || !changed || !stale || !fwd || !fwd_n || (na && (!back || !back_n))) {
-        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
+        s = error_set(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
         goto done;
     }
     if ((s = load(db, k, lists, counts, err)) != IMGSIM_OK)
@@ -188,7 +188,7 @@ static imgsim_status incremental(imgsim_db *db, int k, imgsim_metric m, int thre
         exact_hit *out = malloc(ns * (size_t)k * sizeof *out);
         int *nout = malloc(ns * sizeof *nout);
         if (!out || !nout)
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
         else
             s = exact_search_rows(&set, m, stale, ns, k, NULL, threads, out, nout, err);
         for (size_t i = 0; s == IMGSIM_OK && i < ns; i++) {
@@ -221,7 +221,7 @@ static imgsim_status incremental(imgsim_db *db, int k, imgsim_metric m, int thre
                 continue; /* no new row beats the current k-th */
             int nm = topk_merge(m, l, counts[r], &back[r * (size_t)k], back_n[r], k);
             if (nm < 0) {
-                s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
+                s = error_set(err, IMGSIM_E_NOMEM, "out of memory for the neighbour table");
                 goto done;
             }
             counts[r] = nm;
@@ -263,7 +263,7 @@ static imgsim_status added_since(imgsim_db *db, uint64_t since, uint32_t **rows,
         if (r < 0 || (size_t)r >= db->nrows || !db->alive[r])
             continue;
         if (grow_array((void **)rows, &cap, *n + 1, sizeof **rows, 256)) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         (*rows)[(*n)++] = (uint32_t)r;
@@ -318,8 +318,8 @@ imgsim_status imgsim_neighbours_build(imgsim_db *db, int k, imgsim_metric m, int
     if (s != IMGSIM_OK)
         return s;
     if (k < 1 || k > IMGSIM_NEIGHBOURS_MAX_K)
-        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and %d",
-                           IMGSIM_NEIGHBOURS_MAX_K);
+        return error_set(err, IMGSIM_E_ARG, "k must be between 1 and %d",
+                         IMGSIM_NEIGHBOURS_MAX_K);
     return update(db, k, m, threads, incremental_out, err);
 }
 

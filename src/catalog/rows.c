@@ -46,7 +46,7 @@ imgsim_status cat_item_file_get(imgsim_db *db, const char *id, cat_item_file *ou
             (!out->label && sqlite3_column_type(st, 4) != SQLITE_NULL) ||
             (!out->meta_json && sqlite3_column_type(st, 5) != SQLITE_NULL)) {
             cat_item_file_free(out);
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
         }
     } else if (rc != SQLITE_DONE) {
         s = cat_sql_fail(db, err, "cannot read an item");
@@ -157,7 +157,7 @@ imgsim_status cat_labelled_get(imgsim_db *db, const char *column, cat_labelled *
         if (r < 0 || (size_t)r >= db->nrows || !db->alive[r])
             continue;
         if (labelled_grow(out, &cap) < 0) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         const char *l = (const char *)sqlite3_column_text(st, 2);
@@ -167,7 +167,7 @@ imgsim_status cat_labelled_get(imgsim_db *db, const char *column, cat_labelled *
         out->rows[i] = (uint32_t)r;
         out->n++;
         if (!out->ids[i] || (l && *l && !out->labels[i])) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
     }

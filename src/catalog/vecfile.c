@@ -26,8 +26,8 @@ static size_t row_bytes(const imgsim_db *db) { return (size_t)db->dim * sizeof(f
 
 static imgsim_status io_fail(imgsim_db *db, imgsim_error *err, const char *what)
 {
-    return imgsim_fail(err, IMGSIM_E_IO, "%s/%s: %s: %s", db->dir, db->vec_name, what,
-                       strerror(errno));
+    return error_set(err, IMGSIM_E_IO, "%s/%s: %s: %s", db->dir, db->vec_name, what,
+                     strerror(errno));
 }
 
 static int open_in_dir(const imgsim_db *db, const char *name, int flags)
@@ -82,11 +82,11 @@ static imgsim_status reserve(imgsim_db *db, size_t n, imgsim_error *err)
     if (n <= db->cap)
         return IMGSIM_OK;
     if (n > ((size_t)1 << 40))
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: implausible vector count %zu", db->dir, n);
+        return error_set(err, IMGSIM_E_IO, "%s: implausible vector count %zu", db->dir, n);
     size_t ncap = db->cap, acap = db->cap;
     if (grow_array((void **)&db->norms, &ncap, n, sizeof *db->norms, 1024) ||
         grow_array((void **)&db->alive, &acap, n, 1, 1024))
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for %zu vectors", n);
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory for %zu vectors", n);
     memset(db->alive + db->cap, 0, acap - db->cap);
     db->cap = acap;
     return IMGSIM_OK;
@@ -137,9 +137,9 @@ static imgsim_status load_alive(imgsim_db *db, imgsim_error *err)
         sqlite3_int64 r = sqlite3_column_int64(st, 0);
         if (r < 0 || (size_t)r >= db->nrows) {
             sqlite3_finalize(st);
-            return imgsim_fail(err, IMGSIM_E_IO,
-                               "%s: catalogue names vector row %lld but the file has %zu rows",
-                               db->dir, (long long)r, db->nrows);
+            return error_set(err, IMGSIM_E_IO,
+                             "%s: catalogue names vector row %lld but the file has %zu rows",
+                             db->dir, (long long)r, db->nrows);
         }
         if (!db->alive[r])
             db->nalive++;
@@ -157,11 +157,11 @@ imgsim_status vec_open(imgsim_db *db, imgsim_error *err)
     if ((s = cat_meta_get(db, "vec_file", db->vec_name, sizeof db->vec_name, err)) != IMGSIM_OK)
         return s;
     if (strchr(db->vec_name, '/') || strncmp(db->vec_name, "vectors.", 8) != 0)
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: bad vector file name in catalogue", db->dir);
+        return error_set(err, IMGSIM_E_IO, "%s: bad vector file name in catalogue", db->dir);
     uint64_t nrows = cat_meta_u64(db, "nrows", UINT64_MAX);
     if (nrows > ((uint64_t)1 << 40) / (uint64_t)row_bytes(db))
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: catalogue has no valid vector count (meta.nrows)",
-                           db->dir);
+        return error_set(err, IMGSIM_E_IO, "%s: catalogue has no valid vector count (meta.nrows)",
+                         db->dir);
     db->nrows = (size_t)nrows;
     size_t want = VEC_HEADER + db->nrows * row_bytes(db);
 
@@ -186,13 +186,13 @@ imgsim_status vec_open(imgsim_db *db, imgsim_error *err)
     uint32_t d;
     if (pread(db->vec_fd, h, sizeof h, 0) != (ssize_t)sizeof h || memcmp(h, MAGIC, 8) != 0 ||
         (memcpy(&d, h + 8, 4), (int)d != db->dim))
-        return imgsim_fail(err, IMGSIM_E_IO, "%s/%s: not a vector file of dimension %d", db->dir,
-                           db->vec_name, db->dim);
+        return error_set(err, IMGSIM_E_IO, "%s/%s: not a vector file of dimension %d", db->dir,
+                         db->vec_name, db->dim);
     if ((size_t)sb.st_size < want)
-        return imgsim_fail(err, IMGSIM_E_IO,
-                           "%s/%s: truncated: the catalogue records %zu vectors, the file holds %zu",
-                           db->dir, db->vec_name, db->nrows,
-                           ((size_t)sb.st_size - VEC_HEADER) / row_bytes(db));
+        return error_set(err, IMGSIM_E_IO,
+                         "%s/%s: truncated: the catalogue records %zu vectors, the file holds %zu",
+                         db->dir, db->vec_name, db->nrows,
+                         ((size_t)sb.st_size - VEC_HEADER) / row_bytes(db));
     if (db->writable) {
         /* Bytes past nrows come from an interrupted write that never committed. */
         if ((size_t)sb.st_size > want && ftruncate(db->vec_fd, (off_t)want) != 0)
@@ -225,7 +225,7 @@ void vec_close(imgsim_db *db)
 imgsim_status vec_append(imgsim_db *db, const float *rows, size_t n, imgsim_error *err)
 {
     if (!db->writable)
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: collection opened read-only", db->dir);
+        return error_set(err, IMGSIM_E_ARG, "%s: collection opened read-only", db->dir);
     if (n == 0)
         return IMGSIM_OK;
     off_t off = (off_t)(VEC_HEADER + (db->nrows + db->pending) * row_bytes(db));
@@ -290,28 +290,28 @@ imgsim_status vec_compact_if_needed(imgsim_db *db, int force, imgsim_error *err)
     snprintf(newname, sizeof newname, "vectors.%u.f32", gen + 1);
     int fd = open_in_dir(db, newname, O_RDWR | O_CREAT | O_TRUNC);
     if (fd < 0)
-        return imgsim_fail(err, IMGSIM_E_IO, "%s/%s: cannot create: %s", db->dir, newname,
-                           strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "%s/%s: cannot create: %s", db->dir, newname,
+                         strerror(errno));
     imgsim_status s = IMGSIM_OK;
     size_t nn = 0;
     if (write_header(fd, db->dim) != 0) {
-        s = imgsim_fail(err, IMGSIM_E_IO, "%s/%s: write failed: %s", db->dir, newname,
-                        strerror(errno));
+        s = error_set(err, IMGSIM_E_IO, "%s/%s: write failed: %s", db->dir, newname,
+                      strerror(errno));
         goto fail_file;
     }
     for (size_t r = 0; r < db->nrows; r++)
         if (db->alive[r]) {
             if (write_all(fd, vec_row(db, (uint32_t)r), row_bytes(db),
                           (off_t)(VEC_HEADER + nn * row_bytes(db))) != 0) {
-                s = imgsim_fail(err, IMGSIM_E_IO, "%s/%s: write failed: %s", db->dir, newname,
-                                strerror(errno));
+                s = error_set(err, IMGSIM_E_IO, "%s/%s: write failed: %s", db->dir, newname,
+                              strerror(errno));
                 goto fail_file;
             }
             nn++;
         }
     if (fsync(fd) != 0 || fsync_dir(db) != 0) {
-        s = imgsim_fail(err, IMGSIM_E_IO, "%s/%s: fsync failed: %s", db->dir, newname,
-                        strerror(errno));
+        s = error_set(err, IMGSIM_E_IO, "%s/%s: fsync failed: %s", db->dir, newname,
+                      strerror(errno));
         goto fail_file;
     }
 

@@ -107,7 +107,7 @@ imgsim_status cat_write_vector_key(imgsim_db *db, uint32_t row, const char *key,
 imgsim_status cat_row_drop(imgsim_db *db, uint32_t row, imgsim_error *err)
 {
     if (grow_array((void **)&db->drops, &db->capdrops, db->ndrops + 1, sizeof *db->drops, 64))
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     db->drops[db->ndrops++] = row;
     sqlite3_stmt *st;
     imgsim_status s = cat_cached(db, CAT_W_VECTOR_DROP, &st, err);
@@ -245,7 +245,7 @@ imgsim_status cat_items_delete(imgsim_db *db, const char *const *ids, size_t n, 
         return s;
     }
     if (unknown)
-        return imgsim_fail(err, IMGSIM_E_NOTFOUND, "no item with id '%s'", unknown);
+        return error_set(err, IMGSIM_E_NOTFOUND, "no item with id '%s'", unknown);
     return IMGSIM_OK;
 }
 

@@ -26,7 +26,7 @@ const char *imgsim_status_name(imgsim_status s)
     return "unknown error";
 }
 
-imgsim_status imgsim_fail(imgsim_error *err, imgsim_status code, const char *fmt, ...)
+imgsim_status error_set(imgsim_error *err, imgsim_status code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -38,7 +38,7 @@ imgsim_status imgsim_fail(imgsim_error *err, imgsim_status code, const char *fmt
     return code;
 }
 
-imgsim_status imgsim_fail_prefix(imgsim_error *err, const char *fmt, ...)
+imgsim_status error_prefix(imgsim_error *err, const char *fmt, ...)
 {
     if (!err)
         return IMGSIM_E_INTERNAL;

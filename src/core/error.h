@@ -8,11 +8,11 @@
 #include "imgsim.h"
 
 /* Record `code` and a printf-style message in `err` (may be NULL); returns `code`. */
-imgsim_status imgsim_fail(imgsim_error *err, imgsim_status code, const char *fmt, ...)
+imgsim_status error_set(imgsim_error *err, imgsim_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Prefix an existing message with context ("file.jpg: ..."); returns err->code. */
-imgsim_status imgsim_fail_prefix(imgsim_error *err, const char *fmt, ...)
+imgsim_status error_prefix(imgsim_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #endif

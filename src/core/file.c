@@ -13,8 +13,8 @@
 static imgsim_status too_big(imgsim_error *err, uint64_t n, uint64_t limit, size_t *len)
 {
     *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
-    return imgsim_fail(err, IMGSIM_E_TOO_BIG, "%llu bytes, over the limit of %llu",
-                       (unsigned long long)n, (unsigned long long)limit);
+    return error_set(err, IMGSIM_E_TOO_BIG, "%llu bytes, over the limit of %llu",
+                     (unsigned long long)n, (unsigned long long)limit);
 }
 
 imgsim_status file_read_all(const char *path, uint64_t limit, uint8_t **data, size_t *len,
@@ -26,17 +26,17 @@ imgsim_status file_read_all(const char *path, uint64_t limit, uint8_t **data, si
         limit = SIZE_MAX - 1; /* room for the byte that tells the end */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return imgsim_fail(err, IMGSIM_E_IO, "cannot open: %s", strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "cannot open: %s", strerror(errno));
     imgsim_status s = IMGSIM_OK;
     struct stat st;
     uint8_t *buf = NULL;
     size_t cap = 0, n = 0;
     if (fstat(fd, &st) != 0) {
-        s = imgsim_fail(err, IMGSIM_E_IO, "cannot stat: %s", strerror(errno));
+        s = error_set(err, IMGSIM_E_IO, "cannot stat: %s", strerror(errno));
         goto out;
     }
     if (S_ISDIR(st.st_mode)) {
-        s = imgsim_fail(err, IMGSIM_E_IO, "is a directory");
+        s = error_set(err, IMGSIM_E_IO, "is a directory");
         goto out;
     }
     size_t first = 1 << 16;
@@ -59,7 +59,7 @@ imgsim_status file_read_all(const char *path, uint64_t limit, uint8_t **data, si
                 nc = (size_t)limit + 1;
             uint8_t *nb = realloc(buf, nc);
             if (!nb) {
-                s = imgsim_fail(err, IMGSIM_E_NOMEM, "cannot allocate %zu bytes", nc);
+                s = error_set(err, IMGSIM_E_NOMEM, "cannot allocate %zu bytes", nc);
                 goto out;
             }
             buf = nb, cap = nc;
@@ -68,7 +68,7 @@ imgsim_status file_read_all(const char *path, uint64_t limit, uint8_t **data, si
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            s = imgsim_fail(err, IMGSIM_E_IO, "read failed: %s", strerror(errno));
+            s = error_set(err, IMGSIM_E_IO, "read failed: %s", strerror(errno));
             goto out;
         }
         if (r == 0)

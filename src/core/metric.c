@@ -29,5 +29,5 @@ imgsim_status imgsim_metric_parse(const char *s, imgsim_metric *out, imgsim_erro
             *out = names[i].m;
             return IMGSIM_OK;
         }
-    return imgsim_fail(err, IMGSIM_E_ARG, "unknown metric '%s' (cosine, l2 or l1)", s ? s : "");
+    return error_set(err, IMGSIM_E_ARG, "unknown metric '%s' (cosine, l2 or l1)", s ? s : "");
 }

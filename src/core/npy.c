@@ -16,7 +16,7 @@ imgsim_status imgsim_write_npy(const char *path, const float *data, size_t n, si
     int len = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }",
                        n, d);
     if (len < 0 || (size_t)len + 80 >= sizeof hdr)
-        return imgsim_fail(err, IMGSIM_E_ARG, "matrix shape too large");
+        return error_set(err, IMGSIM_E_ARG, "matrix shape too large");
     /* magic(6) + version(2) + header length(2) + header, padded with spaces to 64 bytes, '\n' */
     size_t total = 10 + (size_t)len + 1;
     size_t pad = (64 - total % 64) % 64;
@@ -25,7 +25,7 @@ imgsim_status imgsim_write_npy(const char *path, const float *data, size_t n, si
     uint16_t hl = (uint16_t)((size_t)len + pad + 1);
     FILE *f = fopen(path, "wb");
     if (!f)
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: %s", path, strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "%s: %s", path, strerror(errno));
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff),
                              (unsigned char)(hl >> 8)};
     int bad = fwrite(pre, 1, 10, f) != 10 || fwrite(hdr, 1, hl, f) != hl ||
@@ -33,7 +33,7 @@ imgsim_status imgsim_write_npy(const char *path, const float *data, size_t n, si
     bad |= fclose(f) != 0;
     if (bad) {
         unlink(path);
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: write failed", path);
+        return error_set(err, IMGSIM_E_IO, "%s: write failed", path);
     }
     return IMGSIM_OK;
 }

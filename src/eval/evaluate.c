@@ -32,7 +32,7 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
 {
     memset(out, 0, sizeof *out);
     if (k < 1 || k > IMGSIM_MAX_K)
-        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and %d", IMGSIM_MAX_K);
+        return error_set(err, IMGSIM_E_ARG, "k must be between 1 and %d", IMGSIM_MAX_K);
     double t0 = clock_now();
     imgsim_status s = cat_read_begin(db, err);
     if (s != IMGSIM_OK)
@@ -49,7 +49,7 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
     char **names = malloc((cnt + 1) * sizeof *names);
     eval_result er = {0};
     if (!lab || !names || (query_ids && !isq)) {
-        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
         goto done;
     }
     /* number the labels in sorted order */
@@ -73,14 +73,14 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
         lab[i] = f ? (int)(f - names) : -1;
     }
     if (nl == 0) {
-        s = imgsim_fail(err, IMGSIM_E_ARG, "no item has a value in column '%s'",
-                        label_column ? label_column : "label");
+        s = error_set(err, IMGSIM_E_ARG, "no item has a value in column '%s'",
+                      label_column ? label_column : "label");
         goto done;
     }
     for (size_t q = 0; query_ids && q < nq; q++) {
         char *const *f = bsearch(&query_ids[q], ids, cnt, sizeof *ids, cmp_str);
         if (!f) {
-            s = imgsim_fail(err, IMGSIM_E_NOTFOUND, "--queries: no item with id '%s'", query_ids[q]);
+            s = error_set(err, IMGSIM_E_NOTFOUND, "--queries: no item with id '%s'", query_ids[q]);
             goto done;
         }
         isq[f - ids] = 1;
@@ -95,7 +95,7 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
                                      er.overall.map_at_k, er.overall.map};
     out->labels = calloc((size_t)nl, sizeof *out->labels);
     if (!out->labels) {
-        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
         goto done;
     }
     out->nlabels = nl;
@@ -104,7 +104,7 @@ imgsim_status imgsim_db_eval(imgsim_db *db, const char *label_column, int k, img
         out->labels[i] = (imgsim_eval_row){strdup(names[i]), e->n, e->p_at_k, e->r_at_k,
                                            e->map_at_k, e->map};
         if (!out->labels[i].label) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             goto done;
         }
     }

@@ -324,23 +324,23 @@ static imgsim_status check_inputs(const exact_set *rows, const uint32_t *item_ro
                                   eval_result *out, size_t *nlab, imgsim_error *err)
 {
     if (!rows || !out || (nitems && (!item_row || !item_label)))
-        return imgsim_fail(err, IMGSIM_E_ARG, "eval: missing vectors, items or output");
+        return error_set(err, IMGSIM_E_ARG, "eval: missing vectors, items or output");
     if (k < 1)
-        return imgsim_fail(err, IMGSIM_E_ARG, "eval: k must be at least 1 (got %d)", k);
+        return error_set(err, IMGSIM_E_ARG, "eval: k must be at least 1 (got %d)", k);
     if (nlabels < 0 || nitems >= UINT32_MAX)
-        return imgsim_fail(err, IMGSIM_E_ARG, "eval: bad label or item count");
+        return error_set(err, IMGSIM_E_ARG, "eval: bad label or item count");
     *nlab = 0;
     for (size_t i = 0; i < nitems; i++) {
         if (item_row[i] >= rows->n)
-            return imgsim_fail(err, IMGSIM_E_ARG, "eval: item %zu has row %u of %zu", i,
-                               item_row[i], rows->n);
+            return error_set(err, IMGSIM_E_ARG, "eval: item %zu has row %u of %zu", i,
+                             item_row[i], rows->n);
         if (item_label[i] < -1 || item_label[i] >= nlabels)
-            return imgsim_fail(err, IMGSIM_E_ARG, "eval: item %zu has label %d (of %d)", i,
-                               item_label[i], nlabels);
+            return error_set(err, IMGSIM_E_ARG, "eval: item %zu has label %d (of %d)", i,
+                             item_label[i], nlabels);
         *nlab += item_label[i] >= 0;
     }
     if (*nlab < 2)
-        return imgsim_fail(err, IMGSIM_E_ARG, "eval: fewer than 2 labelled items (%zu)", *nlab);
+        return error_set(err, IMGSIM_E_ARG, "eval: fewer than 2 labelled items (%zu)", *nlab);
     return IMGSIM_OK;
 }
 
@@ -414,7 +414,7 @@ imgsim_status eval_run(const exact_set *rows, imgsim_metric m, const uint32_t *i
     eval_worker *w = NULL;
     int nt = 0;
     if (!lab_item || !lab_row || !lab_label || !group_off || !group || !queries || !res) {
-        st = imgsim_fail(err, IMGSIM_E_NOMEM, "eval: out of memory");
+        st = error_set(err, IMGSIM_E_NOMEM, "eval: out of memory");
         goto done;
     }
     /* candidates in item order; items of each label grouped (counting sort); queries */
@@ -446,7 +446,7 @@ imgsim_status eval_run(const exact_set *rows, imgsim_metric m, const uint32_t *i
     out->nlabels = nlabels;
     out->per_label = calloc(nl ? nl : 1, sizeof *out->per_label);
     if (!out->per_label) {
-        st = imgsim_fail(err, IMGSIM_E_NOMEM, "eval: out of memory");
+        st = error_set(err, IMGSIM_E_NOMEM, "eval: out of memory");
         goto done;
     }
     if (threads <= 0) {
@@ -473,7 +473,7 @@ imgsim_status eval_run(const exact_set *rows, imgsim_metric m, const uint32_t *i
              w[t].heap && w[t].flags;
     }
     if (!ok) {
-        st = imgsim_fail(err, IMGSIM_E_NOMEM, "eval: out of memory for %d threads' buffers", nt);
+        st = error_set(err, IMGSIM_E_NOMEM, "eval: out of memory for %d threads' buffers", nt);
         goto done;
     }
     atomic_store(&j.next, 0);

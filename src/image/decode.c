@@ -21,19 +21,19 @@ static double mib(uint64_t n) { return (double)n / (1024.0 * 1024.0); }
 
 static imgsim_status too_many_bytes(imgsim_error *err, uint64_t n, uint64_t limit)
 {
-    return imgsim_fail(err, IMGSIM_E_TOO_BIG, "input is %llu bytes (%.1f MiB), over the %.1f MiB limit",
-                       (unsigned long long)n, mib(n), mib(limit));
+    return error_set(err, IMGSIM_E_TOO_BIG, "input is %llu bytes (%.1f MiB), over the %.1f MiB limit",
+                     (unsigned long long)n, mib(n), mib(limit));
 }
 
 static imgsim_status check_pixels(imgsim_error *err, int w, int h, uint64_t limit)
 {
     uint64_t n = (uint64_t)w * (uint64_t)h;
     if (n > limit && limit < 100000)
-        return imgsim_fail(err, IMGSIM_E_TOO_BIG, "image is %dx%d = %llu pixels, over the %llu-pixel limit",
-                           w, h, (unsigned long long)n, (unsigned long long)limit);
+        return error_set(err, IMGSIM_E_TOO_BIG, "image is %dx%d = %llu pixels, over the %llu-pixel limit",
+                         w, h, (unsigned long long)n, (unsigned long long)limit);
     if (n > limit)
-        return imgsim_fail(err, IMGSIM_E_TOO_BIG, "image is %dx%d = %.1f Mpx, over the %g Mpx limit",
-                           w, h, (double)n / 1e6, (double)limit / 1e6);
+        return error_set(err, IMGSIM_E_TOO_BIG, "image is %dx%d = %.1f Mpx, over the %g Mpx limit",
+                         w, h, (double)n / 1e6, (double)limit / 1e6);
     return IMGSIM_OK;
 }
 
@@ -68,9 +68,9 @@ static imgsim_status pick_loader(const uint8_t *data, size_t len, int *is_jpeg,
     const char *op = vips_foreign_find_load_buffer(data, len);
     if (!op) {
         vips_error_clear();
-        return imgsim_fail(err, IMGSIM_E_DECODE,
-                           "not a recognised image format (expected JPEG, PNG, WebP, GIF, "
-                           "TIFF, BMP or HEIF)");
+        return error_set(err, IMGSIM_E_DECODE,
+                         "not a recognised image format (expected JPEG, PNG, WebP, GIF, "
+                         "TIFF, BMP or HEIF)");
     }
     const char *nick = vips_nickname_find(g_type_from_name(op));
     if (!nick)
@@ -86,10 +86,10 @@ static imgsim_status pick_loader(const uint8_t *data, size_t len, int *is_jpeg,
     size_t n = strcspn(nick, "_");
     if (n > 4 && strncmp(nick + n - 4, "load", 4) == 0)
         n -= 4;
-    return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                       "%.*s images are not supported (only JPEG, PNG, WebP, GIF, TIFF, BMP, "
-                       "HEIF/AVIF)",
-                       (int)n, nick);
+    return error_set(err, IMGSIM_E_UNSUPPORTED,
+                     "%.*s images are not supported (only JPEG, PNG, WebP, GIF, TIFF, BMP, "
+                     "HEIF/AVIF)",
+                     (int)n, nick);
 }
 
 /* ------------------------------------------------------------ colour */
@@ -159,7 +159,7 @@ static imgsim_status to_srgb8(VipsImage **im, imgsim_error *err)
 static imgsim_status prefixed(imgsim_error *err, imgsim_status s, const char *path)
 {
     if (err && s != IMGSIM_OK)
-        imgsim_fail_prefix(err, "%s", path);
+        error_prefix(err, "%s", path);
     return s;
 }
 
@@ -187,7 +187,7 @@ static imgsim_status load_bytes(const uint8_t *data, size_t len, const imgsim_pr
                                 imgsim_image *out, imgsim_error *err)
 {
     if (len == 0)
-        return imgsim_fail(err, IMGSIM_E_DECODE, "empty input (0 bytes)");
+        return error_set(err, IMGSIM_E_DECODE, "empty input (0 bytes)");
     if ((uint64_t)len > p->max_file_bytes)
         return too_many_bytes(err, len, p->max_file_bytes);
     int is_jpeg = 0;
@@ -233,7 +233,7 @@ imgsim_status imgsim_image_load_buffer(const void *data, size_t len, const imgsi
 {
     clear_out(out);
     if (!out || (!data && len))
-        return imgsim_fail(err, IMGSIM_E_ARG, "load_buffer: NULL argument");
+        return error_set(err, IMGSIM_E_ARG, "load_buffer: NULL argument");
     imgsim_status s;
     imgsim_prep rp;
     if ((s = image_vips_init(err)) != IMGSIM_OK || (s = prep_resolve(p, &rp, err)) != IMGSIM_OK)
@@ -246,7 +246,7 @@ imgsim_status imgsim_image_load_file(const char *path, const imgsim_prep *p, img
 {
     clear_out(out);
     if (!path || !out)
-        return imgsim_fail(err, IMGSIM_E_ARG, "load_file: NULL argument");
+        return error_set(err, IMGSIM_E_ARG, "load_file: NULL argument");
     imgsim_status s;
     imgsim_prep rp;
     if ((s = image_vips_init(err)) != IMGSIM_OK || (s = prep_resolve(p, &rp, err)) != IMGSIM_OK)
@@ -264,9 +264,9 @@ imgsim_status imgsim_image_load_raw(const char *path, int width, int height, con
 {
     clear_out(out);
     if (!path || !out)
-        return imgsim_fail(err, IMGSIM_E_ARG, "load_raw: NULL argument");
+        return error_set(err, IMGSIM_E_ARG, "load_raw: NULL argument");
     if (width < 1 || height < 1 || width > VIPS_MAX_COORD || height > VIPS_MAX_COORD)
-        return imgsim_fail(err, IMGSIM_E_ARG, "raw size %dx%d is invalid", width, height);
+        return error_set(err, IMGSIM_E_ARG, "raw size %dx%d is invalid", width, height);
     imgsim_status s;
     imgsim_prep rp;
     if ((s = image_vips_init(err)) != IMGSIM_OK || (s = prep_resolve(p, &rp, err)) != IMGSIM_OK)
@@ -280,9 +280,9 @@ imgsim_status imgsim_image_load_raw(const char *path, int width, int height, con
         return prefixed(err, s, path);
     if ((uint64_t)len != want) {
         free(data);
-        s = imgsim_fail(err, IMGSIM_E_DECODE,
-                        "%s: raw RGB file is %zu bytes, expected %dx%dx3 = %llu", path, len,
-                        width, height, (unsigned long long)want);
+        s = error_set(err, IMGSIM_E_DECODE,
+                      "%s: raw RGB file is %zu bytes, expected %dx%dx3 = %llu", path, len,
+                      width, height, (unsigned long long)want);
         return s;
     }
     VipsImage *im = vips_image_new_from_memory(data, len, width, height, 3, VIPS_FORMAT_UCHAR);
@@ -303,7 +303,7 @@ imgsim_status imgsim_image_load_raw(const char *path, int width, int height, con
 imgsim_status imgsim_image_save(const imgsim_image *img, const char *path, imgsim_error *err)
 {
     if (!img || !path || !img->rgb || img->width < 1 || img->height < 1)
-        return imgsim_fail(err, IMGSIM_E_ARG, "save: empty image or NULL path");
+        return error_set(err, IMGSIM_E_ARG, "save: empty image or NULL path");
     const char *dot = strrchr(path, '.');
     const char *slash = strrchr(path, '/');
     if (dot && slash && dot < slash)
@@ -311,8 +311,8 @@ imgsim_status imgsim_image_save(const imgsim_image *img, const char *path, imgsi
     int png = dot && strcasecmp(dot, ".png") == 0;
     int jpg = dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
     if (!png && !jpg)
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: cannot tell the format; use .png, .jpg or .jpeg",
-                           path);
+        return error_set(err, IMGSIM_E_ARG, "%s: cannot tell the format; use .png, .jpg or .jpeg",
+                         path);
     imgsim_status s = image_vips_init(err);
     if (s != IMGSIM_OK)
         return s;

@@ -39,22 +39,22 @@ imgsim_status prep_resolve(const imgsim_prep *in, imgsim_prep *out, imgsim_error
         imgsim_prep_default(out);
     if (out->mode != IMGSIM_RESIZE_SHORTER_CROP && out->mode != IMGSIM_RESIZE_SQUASH &&
         out->mode != IMGSIM_RESIZE_NONE)
-        return imgsim_fail(err, IMGSIM_E_ARG, "unknown resize mode %d", (int)out->mode);
+        return error_set(err, IMGSIM_E_ARG, "unknown resize mode %d", (int)out->mode);
     if (out->mode != IMGSIM_RESIZE_NONE && (out->size < 1 || out->size > MAX_EDGE))
-        return imgsim_fail(err, IMGSIM_E_ARG, "input size %d is outside 1..%d", out->size,
-                           MAX_EDGE);
+        return error_set(err, IMGSIM_E_ARG, "input size %d is outside 1..%d", out->size,
+                         MAX_EDGE);
     if (out->mode == IMGSIM_RESIZE_SHORTER_CROP) {
         if (out->resize_shorter == 0)
             out->resize_shorter = (int)lround(out->size / 0.875);
         if (out->resize_shorter < out->size || out->resize_shorter > MAX_EDGE)
-            return imgsim_fail(err, IMGSIM_E_ARG,
-                               "resize_shorter %d must be between the input size %d and %d",
-                               out->resize_shorter, out->size, MAX_EDGE);
+            return error_set(err, IMGSIM_E_ARG,
+                             "resize_shorter %d must be between the input size %d and %d",
+                             out->resize_shorter, out->size, MAX_EDGE);
     }
     if (out->has_crop && (out->crop_x < 0 || out->crop_y < 0 || out->crop_w < 1 ||
                           out->crop_h < 1))
-        return imgsim_fail(err, IMGSIM_E_ARG, "crop %d,%d,%d,%d: needs x,y >= 0 and w,h >= 1",
-                           out->crop_x, out->crop_y, out->crop_w, out->crop_h);
+        return error_set(err, IMGSIM_E_ARG, "crop %d,%d,%d,%d: needs x,y >= 0 and w,h >= 1",
+                         out->crop_x, out->crop_y, out->crop_w, out->crop_h);
     if (out->max_pixels == 0)
         out->max_pixels = IMGSIM_DEFAULT_MAX_PIXELS;
     if (out->max_file_bytes == 0)
@@ -124,9 +124,9 @@ imgsim_status prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image *out,
     /* 2. Crop, in the coordinates of the oriented image. */
     if (p->has_crop) {
         if ((long long)p->crop_x + p->crop_w > w || (long long)p->crop_y + p->crop_h > h) {
-            s = imgsim_fail(err, IMGSIM_E_ARG,
-                            "crop %d,%d,%d,%d lies outside the %dx%d image", p->crop_x,
-                            p->crop_y, p->crop_w, p->crop_h, w, h);
+            s = error_set(err, IMGSIM_E_ARG,
+                          "crop %d,%d,%d,%d lies outside the %dx%d image", p->crop_x,
+                          p->crop_y, p->crop_w, p->crop_h, w, h);
             goto done;
         }
         if (vips_extract_area(im, &t, p->crop_x, p->crop_y, p->crop_w, p->crop_h, NULL)) {
@@ -143,9 +143,9 @@ imgsim_status prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image *out,
         if (p->mode == IMGSIM_RESIZE_SHORTER_CROP) {
             int sh = p->resize_shorter;
             if ((double)w * sh / h > VIPS_MAX_COORD || (double)h * sh / w > VIPS_MAX_COORD) {
-                s = imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                                "a %dx%d image is too elongated to resize its shorter side to %d",
-                                w, h, sh);
+                s = error_set(err, IMGSIM_E_UNSUPPORTED,
+                              "a %dx%d image is too elongated to resize its shorter side to %d",
+                              w, h, sh);
                 goto done;
             }
             if (w <= h) {
@@ -175,7 +175,7 @@ imgsim_status prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image *out,
 
     /* 4. Pixels. The loader runs here, so truncated or corrupt data surfaces now. */
     if (vips_image_get_bands(im) != 3 || vips_image_get_format(im) != VIPS_FORMAT_UCHAR) {
-        s = imgsim_fail(err, IMGSIM_E_INTERNAL, "preprocess: expected 3-band 8-bit input");
+        s = error_set(err, IMGSIM_E_INTERNAL, "preprocess: expected 3-band 8-bit input");
         goto done;
     }
     size_t len = 0;
@@ -187,8 +187,8 @@ imgsim_status prep_run(VipsImage *in, const imgsim_prep *p, imgsim_image *out,
     }
     if (len != (size_t)w * (size_t)h * 3) {
         g_free(px);
-        s = imgsim_fail(err, IMGSIM_E_INTERNAL, "preprocess: got %zu bytes for %dx%d RGB", len,
-                        w, h);
+        s = error_set(err, IMGSIM_E_INTERNAL, "preprocess: got %zu bytes for %dx%d RGB", len,
+                      w, h);
         goto done;
     }
     out->width = w;

@@ -50,8 +50,8 @@ imgsim_status image_vips_init(imgsim_error *err)
 {
     pthread_once(&vips_once, vips_start);
     if (vips_init_failed)
-        return imgsim_fail(err, IMGSIM_E_INTERNAL, "cannot start libvips: %s",
-                           vips_init_msg[0] ? vips_init_msg : "unknown reason");
+        return error_set(err, IMGSIM_E_INTERNAL, "cannot start libvips: %s",
+                         vips_init_msg[0] ? vips_init_msg : "unknown reason");
     return IMGSIM_OK;
 }
 
@@ -68,9 +68,9 @@ imgsim_status image_vips_fail(imgsim_error *err, imgsim_status code, const char 
         n--;
     imgsim_status s;
     if (n > 0)
-        s = imgsim_fail(err, code, "%s: %.*s", what, n, line);
+        s = error_set(err, code, "%s: %.*s", what, n, line);
     else
-        s = imgsim_fail(err, code, "%s", what);
+        s = error_set(err, code, "%s", what);
     g_free(buf);
     return s;
 }

@@ -106,17 +106,17 @@ static int is_alive(const exact_set *s, size_t r) { return !s->alive || s->alive
 static imgsim_status check_args(const exact_set *s, imgsim_metric m, int k, imgsim_error *err)
 {
     if (!s || s->dim <= 0 || (s->n && !s->vecs))
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact search: no vectors or dimension %d",
-                           s ? s->dim : 0);
+        return error_set(err, IMGSIM_E_ARG, "exact search: no vectors or dimension %d",
+                         s ? s->dim : 0);
     if (m != IMGSIM_METRIC_COSINE && m != IMGSIM_METRIC_L2 && m != IMGSIM_METRIC_L1)
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact search: unknown metric %d", (int)m);
+        return error_set(err, IMGSIM_E_ARG, "exact search: unknown metric %d", (int)m);
     if (m != IMGSIM_METRIC_L1 && s->n && !s->norms)
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact search: %s needs the row norms",
-                           imgsim_metric_name(m));
+        return error_set(err, IMGSIM_E_ARG, "exact search: %s needs the row norms",
+                         imgsim_metric_name(m));
     if (s->n >= EXACT_NO_ROW)
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact search: %zu rows is too many", s->n);
+        return error_set(err, IMGSIM_E_ARG, "exact search: %zu rows is too many", s->n);
     if (k < 1)
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact search: k must be at least 1 (got %d)", k);
+        return error_set(err, IMGSIM_E_ARG, "exact search: k must be at least 1 (got %d)", k);
     return IMGSIM_OK;
 }
 
@@ -125,11 +125,11 @@ static imgsim_status check_rows(const exact_set *s, const uint32_t *rows, size_t
                                 imgsim_error *err)
 {
     if (nq && !rows)
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact search: no query rows");
+        return error_set(err, IMGSIM_E_ARG, "exact search: no query rows");
     for (size_t i = 0; i < nq; i++)
         if (rows[i] >= s->n)
-            return imgsim_fail(err, IMGSIM_E_ARG, "exact search: query row %u out of range (%zu rows)",
-                               rows[i], s->n);
+            return error_set(err, IMGSIM_E_ARG, "exact search: query row %u out of range (%zu rows)",
+                             rows[i], s->n);
     return IMGSIM_OK;
 }
 
@@ -334,7 +334,7 @@ static imgsim_status run_job(job *j, int threads, table out, size_t nentries, si
         score_blas_single();
     worker *w = calloc((size_t)nt, sizeof *w);
     if (!w)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "exact search: out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "exact search: out of memory");
     size_t d = (size_t)j->s->dim;
     int ok = 1;
     for (int t = 0; t < nt && ok; t++) {
@@ -358,8 +358,8 @@ static imgsim_status run_job(job *j, int threads, table out, size_t nentries, si
     }
     if (!ok) {
         free_workers(w, nt);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "exact search: out of memory for %d threads' buffers",
-                           nt);
+        return error_set(err, IMGSIM_E_NOMEM, "exact search: out of memory for %d threads' buffers",
+                         nt);
     }
     atomic_store(&j->next, 0);
     pthread_t th[MAX_THREADS];
@@ -391,7 +391,7 @@ static imgsim_status search(const exact_set *s, imgsim_metric m, const float *q,
     if (st != IMGSIM_OK)
         return st;
     if (nq && (!out || !nout || (!q && !qrows)))
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact search: missing queries or output");
+        return error_set(err, IMGSIM_E_ARG, "exact search: missing queries or output");
     if (qrows && (st = check_rows(s, qrows, nq, err)) != IMGSIM_OK)
         return st;
     if (nq == 0)
@@ -457,7 +457,7 @@ imgsim_status exact_search(const exact_set *s, imgsim_metric m, const float *q, 
                            exact_hit *out, int *nout, imgsim_error *err)
 {
     if (nq && !q)
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact search: no query vectors");
+        return error_set(err, IMGSIM_E_ARG, "exact search: no query vectors");
     return search(s, m, q, NULL, nq, k, filter, exclude, threads, out, nout, err);
 }
 
@@ -466,7 +466,7 @@ imgsim_status exact_search_rows(const exact_set *s, imgsim_metric m, const uint3
                                 exact_hit *out, int *nout, imgsim_error *err)
 {
     if (nq && !rows)
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact search: no query rows");
+        return error_set(err, IMGSIM_E_ARG, "exact search: no query rows");
     return search(s, m, NULL, rows, nq, k, filter, NULL, threads, out, nout, err);
 }
 
@@ -477,7 +477,7 @@ imgsim_status exact_all_pairs(const exact_set *s, imgsim_metric m, int k, int th
     if (st != IMGSIM_OK)
         return st;
     if (s->n && (!out || !nout))
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact all-pairs: missing output");
+        return error_set(err, IMGSIM_E_ARG, "exact all-pairs: missing output");
     if (s->n == 0)
         return IMGSIM_OK;
     memset(nout, 0, s->n * sizeof *nout);
@@ -515,16 +515,16 @@ imgsim_status exact_cross(const exact_set *s, imgsim_metric m, const uint32_t *r
     if ((st = check_rows(s, rows, nq, err)) != IMGSIM_OK)
         return st;
     if ((nq && (!fwd || !fwd_n)) || (s->n && (!back || !back_n)))
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact cross: missing output");
+        return error_set(err, IMGSIM_E_ARG, "exact cross: missing output");
     if (nq) { /* a row listed twice would appear twice in the back lists */
         uint32_t *sorted = alloc_n(nq, sizeof *sorted, 0);
         if (!sorted)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "exact cross: out of memory");
+            return error_set(err, IMGSIM_E_NOMEM, "exact cross: out of memory");
         memcpy(sorted, rows, nq * sizeof *sorted);
         qsort(sorted, nq, sizeof *sorted, cmp_u32);
         for (size_t i = 1; i < nq && st == IMGSIM_OK; i++)
             if (sorted[i] == sorted[i - 1])
-                st = imgsim_fail(err, IMGSIM_E_ARG, "exact cross: row %u is listed twice", sorted[i]);
+                st = error_set(err, IMGSIM_E_ARG, "exact cross: row %u is listed twice", sorted[i]);
         free(sorted);
         if (st != IMGSIM_OK)
             return st;
@@ -565,13 +565,13 @@ imgsim_status exact_keys_rows(const exact_set *s, imgsim_metric m, const uint32_
     if (nq == 0 || s->n == 0)
         return IMGSIM_OK;
     if (!keys)
-        return imgsim_fail(err, IMGSIM_E_ARG, "exact keys: missing output");
+        return error_set(err, IMGSIM_E_ARG, "exact keys: missing output");
     size_t d = (size_t)s->dim, nb = min_sz(QB, nq);
     float *qbuf = alloc_n(nb * d, sizeof(float), 0), *qn = alloc_n(nb, sizeof(float), 0);
     if (!qbuf || !qn) {
         free(qbuf);
         free(qn);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "exact keys: out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "exact keys: out of memory");
     }
     if (m != IMGSIM_METRIC_L1)
         score_blas_single();

@@ -42,28 +42,28 @@ void hnsw_params_default(hnsw_params *p)
 static imgsim_status check_params(const hnsw_params *p, int dim, imgsim_error *err)
 {
     if (!p)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: no parameters");
+        return error_set(err, IMGSIM_E_ARG, "hnsw: no parameters");
     if (p->metric == IMGSIM_METRIC_L1)
-        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "hnsw: the l1 metric is not supported "
-                           "(use exact search)");
+        return error_set(err, IMGSIM_E_UNSUPPORTED, "hnsw: the l1 metric is not supported "
+                         "(use exact search)");
     if (p->metric != IMGSIM_METRIC_COSINE && p->metric != IMGSIM_METRIC_L2)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: unknown metric %d", (int)p->metric);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: unknown metric %d", (int)p->metric);
     if (p->M < 2 || p->M > HNSW_MAX_M)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: M must be in 2..%d (got %d)", HNSW_MAX_M,
-                           p->M);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: M must be in 2..%d (got %d)", HNSW_MAX_M,
+                         p->M);
     if (p->ef_construction < 1 || p->ef_construction > 100000)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: ef_construction must be in 1..100000 "
-                           "(got %d)", p->ef_construction);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: ef_construction must be in 1..100000 "
+                         "(got %d)", p->ef_construction);
     if (p->ef_search < 1 || p->ef_search > 100000)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: ef_search must be in 1..100000 (got %d)",
-                           p->ef_search);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: ef_search must be in 1..100000 (got %d)",
+                         p->ef_search);
     if (p->storage != HNSW_F32 && p->storage != HNSW_SQ8)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: unknown storage %d", (int)p->storage);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: unknown storage %d", (int)p->storage);
     if (dim < 1 || dim > (1 << 20))
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: bad dimension %d", dim);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: bad dimension %d", dim);
     if (p->pca_dims < 0 || p->pca_dims > dim)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: cannot reduce %d dimensions to %d", dim,
-                           p->pca_dims);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: cannot reduce %d dimensions to %d", dim,
+                         p->pca_dims);
     return IMGSIM_OK;
 }
 
@@ -92,7 +92,7 @@ imgsim_status hnsw_alloc(const hnsw_params *p, int dim, hnsw **out, imgsim_error
         return st;
     hnsw *h = calloc(1, sizeof *h);
     if (!h)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory");
     h->p = *p;
     h->dim = dim;
     h->entry = HNSW_NONE;
@@ -173,7 +173,7 @@ static imgsim_status fit_sq8(hnsw *h, const float *vecs, size_t n, const uint8_t
         return st;
     float *t = malloc(h->cdim_pad * sizeof(float));
     if (!t)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory");
     for (size_t r = 0; r < n; r++)
         if (!alive || alive[r]) {
             hnsw_transform(h, vecs + r * (size_t)h->dim, t);
@@ -215,7 +215,7 @@ static void *build_worker(void *arg)
     imgsim_error e = {0};
     float *t = malloc(j->h->cdim_pad * sizeof(float));
     imgsim_status st = t ? hnsw_ctx_new(&c, &e)
-                         : imgsim_fail(&e, IMGSIM_E_NOMEM, "hnsw: out of memory");
+                         : error_set(&e, IMGSIM_E_NOMEM, "hnsw: out of memory");
     if (st == IMGSIM_OK)
         st = hnsw_ctx_prepare(c, j->h, &e);
     while (st == IMGSIM_OK && !atomic_load(&j->failed)) {
@@ -247,7 +247,7 @@ static imgsim_status assign_slots(hnsw *h, size_t n, const uint8_t *alive, uint3
         return st;
     uint32_t *ord = malloc((na ? na : 1) * sizeof(uint32_t));
     if (!ord)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu rows", na);
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu rows", na);
     size_t s = 0;
     for (size_t r = 0; r < n; r++) {
         if (alive && !alive[r])
@@ -262,7 +262,7 @@ static imgsim_status assign_slots(hnsw *h, size_t n, const uint8_t *alive, uint3
             nd->upper = hnsw_upper_alloc(h, nd->level);
             if (nd->upper == HNSW_NONE) {
                 free(ord);
-                return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for links");
+                return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for links");
             }
         }
         h->row_node[r] = (uint32_t)s;
@@ -282,7 +282,7 @@ static imgsim_status run_workers(build_job *j, int threads, imgsim_error *err)
     hnsw *h = j->h;
     h->locks = malloc(j->nslots * sizeof(atomic_flag));
     if (!h->locks)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu locks", j->nslots);
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu locks", j->nslots);
     for (size_t i = 0; i < j->nslots; i++)
         atomic_flag_clear(&h->locks[i]);
     pthread_t tid[MAX_THREADS];
@@ -310,9 +310,9 @@ imgsim_status hnsw_build(const hnsw_params *p, const float *vecs, size_t n, int 
 {
     *out = NULL;
     if (n && !vecs)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: no vectors");
+        return error_set(err, IMGSIM_E_ARG, "hnsw: no vectors");
     if (n > (size_t)HNSW_NONE - 1)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: %zu rows is too many", n);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: %zu rows is too many", n);
     hnsw *h;
     imgsim_status st = hnsw_alloc(p, dim, &h, err);
     if (st != IMGSIM_OK)
@@ -332,7 +332,7 @@ imgsim_status hnsw_build(const hnsw_params *p, const float *vecs, size_t n, int 
         st = pca_fit(&h->pca, vecs, n, dim, alive, p->pca_dims, p->pca_whiten,
                      p->metric == IMGSIM_METRIC_COSINE, p->seed, err);
     if (st == IMGSIM_OK && p->storage == HNSW_SQ8 && !any_alive(n, alive))
-        st = imgsim_fail(err, IMGSIM_E_ARG, "hnsw: sq8 storage needs rows to fit its ranges");
+        st = error_set(err, IMGSIM_E_ARG, "hnsw: sq8 storage needs rows to fit its ranges");
     if (st == IMGSIM_OK && p->storage == HNSW_SQ8)
         st = fit_sq8(h, vecs, n, alive, err);
     if (st == IMGSIM_OK)
@@ -343,7 +343,7 @@ imgsim_status hnsw_build(const hnsw_params *p, const float *vecs, size_t n, int 
         atomic_init(&j.failed, 0);
         pthread_mutex_init(&j.err_lock, NULL);
         t = malloc(h->cdim_pad * sizeof(float));
-        st = t ? hnsw_ctx_new(&c, err) : imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory");
+        st = t ? hnsw_ctx_new(&c, err) : error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory");
         if (st == IMGSIM_OK)
             st = hnsw_ctx_prepare(c, h, err);
         if (st == IMGSIM_OK)

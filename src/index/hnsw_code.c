@@ -19,7 +19,7 @@ imgsim_status hnsw_query_alloc(const hnsw *h, hnsw_query *q, imgsim_error *err)
     q->s8 = aligned_alloc(64, (h->cdim_pad + 63) & ~(size_t)63);
     if (!q->f || !q->s8) {
         hnsw_query_release(q);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for a query");
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for a query");
     }
     q->slot = HNSW_NONE;
     return IMGSIM_OK;

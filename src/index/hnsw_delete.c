@@ -106,11 +106,11 @@ static imgsim_status mark_dead(const hnsw *h, const uint32_t *rows, size_t count
 {
     for (size_t i = 0; i < count; i++) {
         if (!hnsw_contains(h, rows[i]))
-            return imgsim_fail(err, IMGSIM_E_NOTFOUND, "hnsw remove: row %u is not in the index",
-                               rows[i]);
+            return error_set(err, IMGSIM_E_NOTFOUND, "hnsw remove: row %u is not in the index",
+                             rows[i]);
         uint32_t s = h->row_node[rows[i]];
         if (dead[s])
-            return imgsim_fail(err, IMGSIM_E_ARG, "hnsw remove: row %u given twice", rows[i]);
+            return error_set(err, IMGSIM_E_ARG, "hnsw remove: row %u given twice", rows[i]);
         dead[s] = 1;
     }
     return IMGSIM_OK;
@@ -155,19 +155,19 @@ static void release_slots(hnsw *h, const uint8_t *dead)
 imgsim_status hnsw_remove(hnsw *h, const uint32_t *rows, size_t count, imgsim_error *err)
 {
     if (!h || (count && !rows))
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw remove: no index or rows");
+        return error_set(err, IMGSIM_E_ARG, "hnsw remove: no index or rows");
     if (count == 0)
         return IMGSIM_OK;
     uint8_t *dead = calloc(h->nslots ? h->nslots : 1, 1);
     if (!dead)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw remove: out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw remove: out of memory");
     imgsim_status st = mark_dead(h, rows, count, dead, err);
     /* everything that can fail on memory happens before the graph changes */
     if (st == IMGSIM_OK)
         st = hnsw_reserve(h, h->nslots, 0, err);
     if (st == IMGSIM_OK && grow_array((void **)&h->free_slots, &h->cap_free, h->nfree + count,
                                       sizeof *h->free_slots, 64))
-        st = imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw remove: out of memory");
+        st = error_set(err, IMGSIM_E_NOMEM, "hnsw remove: out of memory");
     if (st == IMGSIM_OK && !h->wctx)
         st = hnsw_ctx_new(&h->wctx, err);
     if (st == IMGSIM_OK)
@@ -206,7 +206,7 @@ imgsim_status hnsw_remove(hnsw *h, const uint32_t *rows, size_t count, imgsim_er
                         ids[w++] = ids[i];
                 *cnt = w;
             }
-        imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw remove: out of memory while relinking");
+        error_set(err, IMGSIM_E_NOMEM, "hnsw remove: out of memory while relinking");
     }
     release_slots(h, dead);
     free(dead);

@@ -51,7 +51,7 @@ int hnsw_draw_level(const hnsw *h, uint32_t row)
 static imgsim_status sel_reserve(hnsw_ctx *c, size_t n, imgsim_error *err)
 {
     if (grow_array((void **)&c->sel, &c->cap_sel, n, sizeof *c->sel, 256))
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for candidates");
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for candidates");
     return IMGSIM_OK;
 }
 
@@ -161,7 +161,7 @@ imgsim_status hnsw_link_node(hnsw *h, hnsw_ctx *c, uint32_t slot, imgsim_error *
         if (st == IMGSIM_OK)
             st = sel_reserve(c, c->res.n, NULL);
         if (st != IMGSIM_OK) {
-            imgsim_fail(err, st, "hnsw: out of memory while linking a node");
+            error_set(err, st, "hnsw: out of memory while linking a node");
             goto out;
         }
         int n = results_sorted(c);
@@ -203,23 +203,23 @@ out:
 imgsim_status hnsw_insert(hnsw *h, uint32_t row, const float *vec, imgsim_error *err)
 {
     if (!h || !vec)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw insert: no index or vector");
+        return error_set(err, IMGSIM_E_ARG, "hnsw insert: no index or vector");
     if (row == HNSW_NONE)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw insert: row %u is too large", row);
+        return error_set(err, IMGSIM_E_ARG, "hnsw insert: row %u is too large", row);
     if (hnsw_contains(h, row))
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw insert: row %u is already in the index",
-                           row);
+        return error_set(err, IMGSIM_E_ARG, "hnsw insert: row %u is already in the index",
+                         row);
     imgsim_status st = hnsw_reserve(h, h->nslots + 1, (size_t)row + 1, err);
     if (st == IMGSIM_OK && !h->wctx)
         st = hnsw_ctx_new(&h->wctx, err);
     if (st == IMGSIM_OK && !h->wvec && !(h->wvec = malloc(h->cdim_pad * sizeof(float))))
-        st = imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw insert: out of memory");
+        st = error_set(err, IMGSIM_E_NOMEM, "hnsw insert: out of memory");
     if (st != IMGSIM_OK)
         return st;
     int level = hnsw_draw_level(h, row);
     uint32_t upper = 0;
     if (level > 0 && (upper = hnsw_upper_alloc(h, level)) == HNSW_NONE)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw insert: out of memory for links");
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw insert: out of memory for links");
     int reused = h->nfree > 0;
     uint32_t slot = reused ? h->free_slots[--h->nfree] : (uint32_t)h->nslots++;
     st = hnsw_ctx_prepare(h->wctx, h, err); /* the visited array covers the new slot */

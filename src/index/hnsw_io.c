@@ -245,19 +245,19 @@ static int sync_dir(const char *path)
 imgsim_status hnsw_save(const hnsw *h, const char *path, imgsim_error *err)
 {
     if (!h || !path)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw save: no index or path");
+        return error_set(err, IMGSIM_E_ARG, "hnsw save: no index or path");
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
     if (!tmp)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw save: out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw save: out of memory");
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
     file_header hd;
     fill_header(h, &hd);
     writer w = {.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
     if (w.fd < 0) {
-        imgsim_status st = imgsim_fail(err, IMGSIM_E_IO, "%s: cannot create (%s)", tmp,
-                                       strerror(errno));
+        imgsim_status st = error_set(err, IMGSIM_E_IO, "%s: cannot create (%s)", tmp,
+                                     strerror(errno));
         free(tmp);
         return st;
     }
@@ -306,11 +306,11 @@ imgsim_status hnsw_save(const hnsw *h, const char *path, imgsim_error *err)
     imgsim_status st = IMGSIM_OK;
     if (w.failed) {
         unlink(tmp);
-        st = imgsim_fail(err, IMGSIM_E_IO, "%s: cannot write the index (%s)", path,
-                         strerror(saved));
+        st = error_set(err, IMGSIM_E_IO, "%s: cannot write the index (%s)", path,
+                       strerror(saved));
     } else if (sync_dir(path) != 0) {
-        st = imgsim_fail(err, IMGSIM_E_IO, "%s: cannot sync its directory (%s)", path,
-                         strerror(errno));
+        st = error_set(err, IMGSIM_E_IO, "%s: cannot sync its directory (%s)", path,
+                       strerror(errno));
     }
     free(tmp);
     return st;
@@ -319,8 +319,8 @@ imgsim_status hnsw_save(const hnsw *h, const char *path, imgsim_error *err)
 /* ------------------------------------------------------------ open */
 
 /* "damaged" failure naming the path and what was wrong. */
-#define DAMAGED(what, ...) imgsim_fail(err, IMGSIM_E_MODEL, "%s: damaged index file (" what ")", \
-                                       path, ##__VA_ARGS__)
+#define DAMAGED(what, ...) error_set(err, IMGSIM_E_MODEL, "%s: damaged index file (" what ")", \
+                                     path, ##__VA_ARGS__)
 
 /* A section [off, off + len) lies inside the file, 64-byte aligned, after `prev_end`. */
 static int section_ok(uint64_t off, uint64_t len, uint64_t prev_end, uint64_t size)
@@ -450,7 +450,7 @@ static imgsim_status check_nodes(const char *path, hnsw *h, imgsim_error *err)
     h->row_limit = (uint32_t)rows;
     uint8_t *used = calloc(h->nupper ? h->nupper : 1, 1);
     imgsim_status st = used ? hnsw_reserve_rows(h, (size_t)rows, err)
-                            : imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw open: out of memory");
+                            : error_set(err, IMGSIM_E_NOMEM, "hnsw open: out of memory");
     size_t live = 0, nfree = 0;
     int top = -1;
     for (size_t s = 0; s < h->nslots && st == IMGSIM_OK; s++) {
@@ -494,7 +494,7 @@ static imgsim_status check_nodes(const char *path, hnsw *h, imgsim_error *err)
     if (st == IMGSIM_OK && nfree) {
         h->free_slots = malloc(nfree * sizeof(uint32_t));
         if (!h->free_slots)
-            st = imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw open: out of memory");
+            st = error_set(err, IMGSIM_E_NOMEM, "hnsw open: out of memory");
         for (size_t s = h->nslots; s-- > 0 && st == IMGSIM_OK;)
             if (hnsw_node_at(h, (uint32_t)s)->flags == HNSW_FREE)
                 h->free_slots[h->nfree++] = (uint32_t)s;
@@ -527,8 +527,8 @@ static imgsim_status load(const char *path, uint8_t *base, size_t size, int veri
     if (memcmp(hd.magic, HNSW_MAGIC, 8) != 0) {
         st = DAMAGED("not an imgsim HNSW index");
     } else if (hd.version != HNSW_VERSION || hd.header_bytes != HEADER_BYTES) {
-        st = imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "%s: index file version %u (this imgsim "
-                         "reads version %u): rebuild it", path, hd.version, HNSW_VERSION);
+        st = error_set(err, IMGSIM_E_UNSUPPORTED, "%s: index file version %u (this imgsim "
+                       "reads version %u): rebuild it", path, hd.version, HNSW_VERSION);
     } else if (verify) {
         uint8_t head[HEADER_BYTES];
         memcpy(head, base, HEADER_BYTES);
@@ -538,7 +538,7 @@ static imgsim_status load(const char *path, uint8_t *base, size_t size, int veri
     }
     hnsw *h = NULL;
     if (st == IMGSIM_OK && !(h = calloc(1, sizeof *h)))
-        st = imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw open: out of memory");
+        st = error_set(err, IMGSIM_E_NOMEM, "hnsw open: out of memory");
     if (st == IMGSIM_OK) {
         h->map = base;
         h->map_len = size;
@@ -575,15 +575,15 @@ imgsim_status hnsw_open(const char *path, hnsw **out, imgsim_error *err)
 {
     *out = NULL;
     if (!path)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw open: no path");
+        return error_set(err, IMGSIM_E_ARG, "hnsw open: no path");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return imgsim_fail(err, errno == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO,
-                           "%s: cannot open (%s)", path, strerror(errno));
+        return error_set(err, errno == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO,
+                         "%s: cannot open (%s)", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         close(fd);
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: cannot stat (%s)", path, strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "%s: cannot stat (%s)", path, strerror(errno));
     }
     uint64_t size = (uint64_t)sb.st_size;
     if (size < HEADER_BYTES || size > SIZE_MAX) {
@@ -593,7 +593,7 @@ imgsim_status hnsw_open(const char *path, hnsw **out, imgsim_error *err)
     void *map = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED)
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: cannot map (%s)", path, strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "%s: cannot map (%s)", path, strerror(errno));
     return load(path, map, (size_t)size, 1, out, err);
 }
 
@@ -606,7 +606,7 @@ imgsim_status hnsw_open_memory(const void *data, size_t len, int verify, hnsw **
         return DAMAGED("%zu bytes", len);
     void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw open: cannot map %zu bytes", len);
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw open: cannot map %zu bytes", len);
     memcpy(map, data, len);
     return load(path, map, len, verify, out, err);
 }

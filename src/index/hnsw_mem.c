@@ -36,10 +36,10 @@ static size_t grow_cap(size_t cur, size_t need)
 static imgsim_status blocks_resize(hnsw *h, size_t cap, imgsim_error *err)
 {
     if (cap > HNSW_NONE - 1 || cap > SIZE_MAX / h->stride)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: %zu nodes is too many", cap);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: %zu nodes is too many", cap);
     uint8_t *nb = alloc_aligned(cap * h->stride);
     if (!nb)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu nodes", cap);
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu nodes", cap);
     if (h->nslots)
         memcpy(nb, h->blocks, h->nslots * h->stride);
     if (h->owned_blocks)
@@ -55,7 +55,7 @@ static imgsim_status upper_resize(hnsw *h, size_t cap, imgsim_error *err)
 {
     size_t bw = (size_t)(1 + h->M) * sizeof(uint32_t);
     if (cap > HNSW_NONE - 1 || cap > SIZE_MAX / bw)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: %zu upper blocks is too many", cap);
+        return error_set(err, IMGSIM_E_ARG, "hnsw: %zu upper blocks is too many", cap);
     uint32_t *nu;
     if (h->owned_upper) {
         nu = realloc(h->upper, (cap ? cap : 1) * bw);
@@ -65,7 +65,7 @@ static imgsim_status upper_resize(hnsw *h, size_t cap, imgsim_error *err)
             memcpy(nu, h->upper, h->nupper * bw);
     }
     if (!nu)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu upper blocks", cap);
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu upper blocks", cap);
     h->upper = nu;
     h->cap_upper = cap;
     h->owned_upper = 1;
@@ -76,14 +76,14 @@ imgsim_status hnsw_reserve_rows(hnsw *h, size_t rows, imgsim_error *err)
 {
     if (rows > h->cap_rows) {
         if (rows > (size_t)HNSW_NONE)
-            return imgsim_fail(err, IMGSIM_E_ARG, "hnsw: row %zu is too large", rows - 1);
+            return error_set(err, IMGSIM_E_ARG, "hnsw: row %zu is too large", rows - 1);
         size_t cap = grow_cap(h->cap_rows, rows);
         if (cap > (size_t)HNSW_NONE)
             cap = HNSW_NONE;
         /* capped at HNSW_NONE entries, so a plain realloc of the computed capacity */
         uint32_t *m = realloc(h->row_node, cap * sizeof(uint32_t));
         if (!m)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu rows", cap);
+            return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu rows", cap);
         for (size_t i = h->cap_rows; i < cap; i++)
             m[i] = HNSW_NONE;
         h->row_node = m;

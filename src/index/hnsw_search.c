@@ -61,7 +61,7 @@ imgsim_status hnsw_ctx_new(hnsw_ctx **out, imgsim_error *err)
 {
     *out = calloc(1, sizeof **out);
     if (!*out)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for a search context");
+        return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for a search context");
     return IMGSIM_OK;
 }
 
@@ -84,8 +84,8 @@ imgsim_status hnsw_ctx_prepare(hnsw_ctx *c, const hnsw *h, imgsim_error *err)
     if (c->nvisited < h->nslots) {
         size_t old = c->nvisited;
         if (grow_array((void **)&c->visited, &c->nvisited, h->nslots, sizeof *c->visited, 1024))
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu visited flags",
-                               h->nslots);
+            return error_set(err, IMGSIM_E_NOMEM, "hnsw: out of memory for %zu visited flags",
+                             h->nslots);
         memset(c->visited + old, 0, (c->nvisited - old) * sizeof *c->visited);
     }
     if (c->q_cdim != h->cdim_pad) {
@@ -357,14 +357,14 @@ static imgsim_status check_search(const hnsw *h, const float *q, int k, int ef,
                                   imgsim_error *err)
 {
     if (!h || !q || !out || !nout)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw search: missing index, query or output");
+        return error_set(err, IMGSIM_E_ARG, "hnsw search: missing index, query or output");
     if (k < 1)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw search: k must be at least 1 (got %d)", k);
+        return error_set(err, IMGSIM_E_ARG, "hnsw search: k must be at least 1 (got %d)", k);
     if (ef < 0)
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw search: ef must be >= 0 (got %d)", ef);
+        return error_set(err, IMGSIM_E_ARG, "hnsw search: ef must be >= 0 (got %d)", ef);
     if (full && (full->dim != h->dim || (full->n && (!full->vecs || !full->norms))))
-        return imgsim_fail(err, IMGSIM_E_ARG, "hnsw search: full-precision rows of dimension %d "
-                           "(index: %d) or without norms", full->dim, h->dim);
+        return error_set(err, IMGSIM_E_ARG, "hnsw search: full-precision rows of dimension %d "
+                         "(index: %d) or without norms", full->dim, h->dim);
     return IMGSIM_OK;
 }
 
@@ -418,7 +418,7 @@ imgsim_status hnsw_search(const hnsw *h, hnsw_ctx *ctx, const float *q, int k, i
     finish_hits(h, c->res.v, c->res.n, q, full, k, out, nout);
 out:
     if (st == IMGSIM_E_NOMEM && (!err || err->code != IMGSIM_E_NOMEM))
-        imgsim_fail(err, st, "hnsw search: out of memory");
+        error_set(err, st, "hnsw search: out of memory");
     if (c != ctx)
         hnsw_ctx_free(c);
     return st;

@@ -64,15 +64,15 @@ imgsim_status pca_fit(pca_model *m, const float *vecs, size_t n, int dim, const 
 {
     memset(m, 0, sizeof *m);
     if (dim < 1 || out < 1 || out > dim)
-        return imgsim_fail(err, IMGSIM_E_ARG, "pca: cannot reduce %d dimensions to %d", dim, out);
+        return error_set(err, IMGSIM_E_ARG, "pca: cannot reduce %d dimensions to %d", dim, out);
     size_t ns = 0;
     uint32_t *rows = pca_sample(n, alive, seed, &ns);
     if (!rows)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "pca: out of memory for %zu rows", n);
+        return error_set(err, IMGSIM_E_NOMEM, "pca: out of memory for %zu rows", n);
     if (ns <= (size_t)out) {
         free(rows);
-        return imgsim_fail(err, IMGSIM_E_ARG, "pca: %zu rows are too few to fit %d components",
-                           ns, out);
+        return error_set(err, IMGSIM_E_ARG, "pca: %zu rows are too few to fit %d components",
+                         ns, out);
     }
     size_t d = (size_t)dim;
     double *acc = calloc(d, sizeof(double));
@@ -89,8 +89,8 @@ imgsim_status pca_fit(pca_model *m, const float *vecs, size_t n, int dim, const 
     m->eig = malloc((size_t)out * sizeof(float));
     imgsim_status st = IMGSIM_OK;
     if (!acc || !cov || !blk || !eig || !m->mean || !m->w || !m->wm || !m->eig) {
-        st = imgsim_fail(err, IMGSIM_E_NOMEM, "pca: out of memory for a %d x %d covariance", dim,
-                         dim);
+        st = error_set(err, IMGSIM_E_NOMEM, "pca: out of memory for a %d x %d covariance", dim,
+                       dim);
         goto done;
     }
     /* the mean */
@@ -116,8 +116,8 @@ imgsim_status pca_fit(pca_model *m, const float *vecs, size_t n, int dim, const 
     /* eigenpairs, ascending; eigenvectors in the columns of cov */
     lapack_int info = LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'U', dim, cov, dim, eig);
     if (info != 0) {
-        st = imgsim_fail(err, IMGSIM_E_INTERNAL, "pca: LAPACKE_ssyevd failed (info %d)",
-                         (int)info);
+        st = error_set(err, IMGSIM_E_INTERNAL, "pca: LAPACKE_ssyevd failed (info %d)",
+                       (int)info);
         goto done;
     }
     float floor_eig = eig[d - 1] > 0 ? eig[d - 1] * 1e-6f : 1e-12f;

@@ -20,7 +20,7 @@ imgsim_status sq8_init(sq8_quant *s, size_t dim_pad, imgsim_error *err)
     s->owned = 1;
     if (!s->lo || !s->step) {
         sq8_free(s);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "sq8: out of memory for %zu dimensions", dim_pad);
+        return error_set(err, IMGSIM_E_NOMEM, "sq8: out of memory for %zu dimensions", dim_pad);
     }
     for (size_t i = 0; i < dim_pad; i++) {
         s->lo[i] = INFINITY;

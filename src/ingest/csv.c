@@ -199,35 +199,35 @@ static int begin_field(csv_reader *r, int *nomem)
 imgsim_status csv_open(const char *path, char delim, csv_reader **out, imgsim_error *err)
 {
     if (!out)
-        return imgsim_fail(err, IMGSIM_E_ARG, "csv_open: no output handle");
+        return error_set(err, IMGSIM_E_ARG, "csv_open: no output handle");
     *out = NULL;
     if (!path)
-        return imgsim_fail(err, IMGSIM_E_ARG, "csv_open: no path");
+        return error_set(err, IMGSIM_E_ARG, "csv_open: no path");
     if (delim == 0)
         delim = ',';
     if (delim == '"' || delim == '\n' || delim == '\r')
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: invalid CSV delimiter 0x%02x", path,
-                           (unsigned)(unsigned char)delim);
+        return error_set(err, IMGSIM_E_ARG, "%s: invalid CSV delimiter 0x%02x", path,
+                         (unsigned)(unsigned char)delim);
 
     FILE *f = fopen(path, "rb");
     if (!f)
-        return imgsim_fail(err, errno == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO,
-                           "%s: cannot open: %s", path, strerror(errno));
+        return error_set(err, errno == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO,
+                         "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
         int e = errno;
         fclose(f);
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: cannot stat: %s", path, strerror(e));
+        return error_set(err, IMGSIM_E_IO, "%s: cannot stat: %s", path, strerror(e));
     }
     if (S_ISDIR(st.st_mode)) {
         fclose(f);
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: is a directory", path);
+        return error_set(err, IMGSIM_E_IO, "%s: is a directory", path);
     }
 
     csv_reader *r = calloc(1, sizeof *r);
     if (!r) {
         fclose(f);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "%s: out of memory", path);
+        return error_set(err, IMGSIM_E_NOMEM, "%s: out of memory", path);
     }
     r->f = f;
     r->delim = delim;
@@ -236,7 +236,7 @@ imgsim_status csv_open(const char *path, char delim, csv_reader **out, imgsim_er
     r->buf = malloc(CSV_BUF_SIZE);
     if (!r->path || !r->buf) {
         csv_close(r);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "%s: out of memory", path);
+        return error_set(err, IMGSIM_E_NOMEM, "%s: out of memory", path);
     }
     /* fread only returns short at end of file, so the first window holds the whole BOM
      * if the file has one. */
@@ -274,7 +274,7 @@ static imgsim_status bad_row(csv_reader *r, imgsim_error *err, long row_line, en
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    imgsim_fail(err, IMGSIM_E_DECODE, "%s:%ld: %s", r->path, row_line, what);
+    error_set(err, IMGSIM_E_DECODE, "%s:%ld: %s", r->path, row_line, what);
 
     if (how == RESYNC_QUOTE && q_off >= 0 && seek_to(r, q_off) == 0)
         r->line = q_line;
@@ -288,7 +288,7 @@ static imgsim_status bad_row(csv_reader *r, imgsim_error *err, long row_line, en
 imgsim_status csv_next(csv_reader *r, csv_row *row, imgsim_error *err)
 {
     if (!r || !row)
-        return imgsim_fail(err, IMGSIM_E_ARG, "csv_next: no reader or row");
+        return error_set(err, IMGSIM_E_ARG, "csv_next: no reader or row");
     row->fields = NULL;
     row->nfields = 0;
     row->line = r->line;
@@ -298,8 +298,8 @@ imgsim_status csv_next(csv_reader *r, csv_row *row, imgsim_error *err)
         int c = peek_byte(r);
         if (c == CSV_EOF) {
             if (get_byte(r) == CSV_READ_ERR)
-                return imgsim_fail(err, IMGSIM_E_IO, "%s:%ld: read failed: %s", r->path,
-                                   r->line, strerror(r->io_errno));
+                return error_set(err, IMGSIM_E_IO, "%s:%ld: read failed: %s", r->path,
+                                 r->line, strerror(r->io_errno));
             return IMGSIM_E_NOTFOUND;
         }
         if (c == '\n') {
@@ -325,7 +325,7 @@ imgsim_status csv_next(csv_reader *r, csv_row *row, imgsim_error *err)
     enum pstate st = P_FIELD_START;
 
 #define BAD_LINE(...) bad_row(r, err, start, RESYNC_LINE, -1, 0, __VA_ARGS__)
-#define NOMEM() imgsim_fail(err, IMGSIM_E_NOMEM, "%s:%ld: out of memory", r->path, start)
+#define NOMEM() error_set(err, IMGSIM_E_NOMEM, "%s:%ld: out of memory", r->path, start)
 
     if (begin_field(r, &nomem) != 0)
         return NOMEM();
@@ -333,8 +333,8 @@ imgsim_status csv_next(csv_reader *r, csv_row *row, imgsim_error *err)
     for (;;) {
         int c = get_byte(r);
         if (c == CSV_READ_ERR)
-            return imgsim_fail(err, IMGSIM_E_IO, "%s:%ld: read failed: %s", r->path, r->line,
-                               strerror(r->io_errno));
+            return error_set(err, IMGSIM_E_IO, "%s:%ld: read failed: %s", r->path, r->line,
+                             strerror(r->io_errno));
 
         /* Line ends and the delimiter outside quotes, shared by the unquoted states. */
         int row_end = 0, field_end = 0;
@@ -438,8 +438,8 @@ imgsim_status csv_next(csv_reader *r, csv_row *row, imgsim_error *err)
                     return NOMEM();
                 r->used = 0;
                 r->nfields = 0;
-                return imgsim_fail(err, IMGSIM_E_DECODE, "%s:%ld: row longer than %u bytes",
-                                   r->path, start, CSV_MAX_ROW);
+                return error_set(err, IMGSIM_E_DECODE, "%s:%ld: row longer than %u bytes",
+                                 r->path, start, CSV_MAX_ROW);
             }
             break;
         }

@@ -160,7 +160,7 @@ static imgsim_status triage(run *r, size_t n, imgsim_error *err)
         }
         long first = strmap_get(&ids, src->id, 1, (long)i);
         if (first == -2) {
-            e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            e = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         if (first >= 0) { /* two sources with one id in one run: keep the first */
@@ -184,7 +184,7 @@ static imgsim_status triage(run *r, size_t n, imgsim_error *err)
             continue;
         }
         if (!(j->abspath = strdup(rp))) {
-            e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            e = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         j->size = (long long)sb.st_size;
@@ -224,7 +224,7 @@ static imgsim_status triage(run *r, size_t n, imgsim_error *err)
         /* same content queued earlier in this run? */
         long lead = strmap_get(&keys, j->key, 1, (long)i);
         if (lead == -2) {
-            e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            e = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         if (lead >= 0) {
@@ -344,8 +344,8 @@ imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source 
     const imgsim_model *m = model_of_ctx(ctx);
     if (strcmp(imgsim_model_name(m), imgsim_db_model(db)) != 0 ||
         imgsim_model_dim(m) != imgsim_db_dim(db))
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s holds %s vectors; cannot add %s vectors",
-                           cat_dir(db), imgsim_db_model(db), imgsim_model_name(m));
+        return error_set(err, IMGSIM_E_ARG, "%s holds %s vectors; cannot add %s vectors",
+                         cat_dir(db), imgsim_db_model(db), imgsim_model_name(m));
     int dim = imgsim_db_dim(db);
     run r = {0};
     r.db = db;
@@ -364,7 +364,7 @@ imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source 
     const char **paths = NULL;
     int (*crops)[4] = NULL;
     if (!r.jobs || !r.todo || !r.followers || !r.vecs || !r.bjob || !r.bw || !r.bh) {
-        e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory for %zu sources", n);
+        e = error_set(err, IMGSIM_E_NOMEM, "out of memory for %zu sources", n);
         goto done;
     }
     for (size_t i = 0; i < n; i++)
@@ -376,7 +376,7 @@ imgsim_status imgsim_db_add(imgsim_db *db, imgsim_ctx *ctx, const imgsim_source 
         paths = malloc(r.ntodo * sizeof *paths);
         crops = calloc(r.ntodo, sizeof *crops);
         if (!paths || !crops) {
-            e = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            e = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             goto done;
         }
         for (size_t t = 0; t < r.ntodo; t++) {
@@ -427,9 +427,9 @@ static imgsim_status collect_gone(void *user, const char *id, const char *src, i
     if (!src || strstr(src, "://") || stat(src, &sb) == 0 || (errno != ENOENT && errno != ENOTDIR))
         return IMGSIM_OK; /* only files that are really gone; EACCES or EIO keeps the item */
     if (grow_array((void **)&g->ids, &g->cap, g->n + 1, sizeof *g->ids, 64))
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     if (!(g->ids[g->n] = strdup(id)))
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     g->n++;
     return IMGSIM_OK;
 }

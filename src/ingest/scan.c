@@ -145,16 +145,16 @@ static void report(walk *w, imgsim_status code, const char *path, const char *wh
 {
     imgsim_error pe = {0};
     if (e)
-        imgsim_fail(&pe, code, "%s: %s: %s", path, what, strerror(e));
+        error_set(&pe, code, "%s: %s: %s", path, what, strerror(e));
     else
-        imgsim_fail(&pe, code, "%s: %s", path, what);
+        error_set(&pe, code, "%s: %s", path, what);
     if (w->fn(w->user, NULL, &pe))
         w->stopped = 1;
 }
 
 static void fail_nomem(walk *w, const char *path)
 {
-    w->fatal = imgsim_fail(w->err, IMGSIM_E_NOMEM, "%s: out of memory while scanning", path);
+    w->fatal = error_set(w->err, IMGSIM_E_NOMEM, "%s: out of memory while scanning", path);
 }
 
 /* "a" + "/" + "b" (just "b" when `a` is empty, no second '/' when `a` is "/"), malloc'ed. */
@@ -194,8 +194,8 @@ static int list_dir(walk *w, const char *path, int is_root, char ***out, size_t 
     if (!d) {
         int e = errno;
         if (is_root)
-            w->fatal = imgsim_fail(w->err, e == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO,
-                                   "%s: cannot open directory: %s", path, strerror(e));
+            w->fatal = error_set(w->err, e == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO,
+                                 "%s: cannot open directory: %s", path, strerror(e));
         else
             report(w, IMGSIM_E_IO, path, "cannot open directory", e);
         return -1;
@@ -289,13 +289,13 @@ imgsim_status scan_dir(const char *root, int sniff_unknown, scan_fn fn, void *us
                        imgsim_error *err)
 {
     if (!root || !*root || !fn)
-        return imgsim_fail(err, IMGSIM_E_ARG, "scan_dir: no root directory or callback");
+        return error_set(err, IMGSIM_E_ARG, "scan_dir: no root directory or callback");
     struct stat st;
     if (stat(root, &st) != 0)
-        return imgsim_fail(err, errno == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO,
-                           "%s: %s", root, strerror(errno));
+        return error_set(err, errno == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO,
+                         "%s: %s", root, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return imgsim_fail(err, IMGSIM_E_ARG, "%s: not a directory", root);
+        return error_set(err, IMGSIM_E_ARG, "%s: not a directory", root);
 
     /* Drop trailing slashes so joined paths read "root/a.jpg" (but keep "/"). */
     size_t len = strlen(root);
@@ -303,7 +303,7 @@ imgsim_status scan_dir(const char *root, int sniff_unknown, scan_fn fn, void *us
         len--;
     char *base = strndup(root, len);
     if (!base)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "%s: out of memory while scanning", root);
+        return error_set(err, IMGSIM_E_NOMEM, "%s: out of memory while scanning", root);
 
     walk w = {.sniff_unknown = sniff_unknown, .fn = fn, .user = user, .err = err};
     if (dir_set_add(&w.seen, st.st_dev, st.st_ino) < 0)

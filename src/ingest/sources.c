@@ -39,7 +39,7 @@ struct imgsim_sources {
 imgsim_status imgsim_sources_new(imgsim_sources **out, imgsim_error *err)
 {
     if (!(*out = calloc(1, sizeof **out)))
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     return IMGSIM_OK;
 }
 
@@ -137,13 +137,13 @@ imgsim_status imgsim_sources_from_dir(imgsim_sources *out, const char *dir, imgs
 {
     char abs[PATH_MAX];
     if (!realpath(dir, abs))
-        return imgsim_fail(err, IMGSIM_E_NOTFOUND, "%s: %s", dir, strerror(errno));
+        return error_set(err, IMGSIM_E_NOTFOUND, "%s: %s", dir, strerror(errno));
     const char *name = strrchr(abs, '/');
     name = name && name[1] ? name + 1 : abs;
     dir_ctx c = {out, name, fn, user, 0};
     imgsim_status s = scan_dir(dir, 1, on_entry, &c, err);
     if (s == IMGSIM_OK && c.nomem)
-        s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory listing %s", dir);
+        s = error_set(err, IMGSIM_E_NOMEM, "out of memory listing %s", dir);
     return s;
 }
 
@@ -217,11 +217,11 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
                                       imgsim_problem_fn fn, void *user, imgsim_error *err)
 {
     if (!o || !o->path)
-        return imgsim_fail(err, IMGSIM_E_ARG, "no CSV file given");
+        return error_set(err, IMGSIM_E_ARG, "no CSV file given");
     if (!o->path_column && !o->path_format)
-        return imgsim_fail(err, IMGSIM_E_ARG,
-                           "%s: say which column holds the image path (--path-column) or how to "
-                           "build it (--path-format 'images/{id}.jpg')", o->path);
+        return error_set(err, IMGSIM_E_ARG,
+                         "%s: say which column holds the image path (--path-column) or how to "
+                         "build it (--path-format 'images/{id}.jpg')", o->path);
     csv_reader *r;
     imgsim_status s = csv_open(o->path, o->delim ? o->delim : ',', &r, err);
     if (s != IMGSIM_OK)
@@ -230,7 +230,7 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
     char base[PATH_MAX];
     if (!realpath(o->path, base)) {
         csv_close(r);
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: %s", o->path, strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "%s: %s", o->path, strerror(errno));
     }
     char *slash = strrchr(base, '/');
     if (slash)
@@ -250,18 +250,18 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
     }
     if (s != IMGSIM_OK) {
         csv_close(r);
-        return s == IMGSIM_E_NOTFOUND ? imgsim_fail(err, IMGSIM_E_DECODE, "%s: empty CSV", o->path)
+        return s == IMGSIM_E_NOTFOUND ? error_set(err, IMGSIM_E_DECODE, "%s: empty CSV", o->path)
                                       : (err ? (*err = rerr, s) : s);
     }
     nh = row.nfields;
     hnames = calloc((size_t)nh, sizeof *hnames);
     if (!hnames) {
         csv_close(r);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     for (int i = 0; i < nh; i++)
         if (!(hnames[i] = keep(out, row.fields[i]))) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             goto done;
         }
     hdr.fields = hnames;
@@ -275,15 +275,15 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (want[i].name && (*want[i].ci = csv_column(&hdr, want[i].name)) < 0) {
-            s = imgsim_fail(err, IMGSIM_E_ARG, "%s: %s: no column '%s' in the header", o->path,
-                            want[i].what, want[i].name);
+            s = error_set(err, IMGSIM_E_ARG, "%s: %s: no column '%s' in the header", o->path,
+                          want[i].what, want[i].name);
             goto done;
         }
     if (o->path_format) { /* check the template's columns once */
         char buf[16], why[256] = "";
         csv_row probe = hdr;
         if (fill_template(o->path_format, &hdr, &probe, buf, sizeof buf, why, sizeof why) < 0 && *why) {
-            s = imgsim_fail(err, IMGSIM_E_ARG, "%s: %s", o->path, why);
+            s = error_set(err, IMGSIM_E_ARG, "%s: %s", o->path, why);
             goto done;
         }
     }
@@ -357,7 +357,7 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
         /* metadata: every other column */
         json_t *meta = json_object();
         if (!meta) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         for (int i = 0; i < nh; i++) {
@@ -373,13 +373,13 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
         char *kid = keep(out, id);
         if (!kid) {
             free(mj);
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         long first = strmap_get(&ids, kid, 1, row.line);
         if (first == -2) {
             free(mj);
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         if (first >= 0) {
@@ -392,7 +392,7 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
         imgsim_source *d = push(out);
         if (!d) {
             free(mj);
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
         *d = x;
@@ -406,7 +406,7 @@ imgsim_status imgsim_sources_from_csv(imgsim_sources *out, const imgsim_csv_opts
         if (meta_lost)
             d->meta_json = NULL, d->origin = NULL;
         if (!d->path || (x.label && !d->label) || !d->origin || (mj && !d->meta_json)) {
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
             break;
         }
     }

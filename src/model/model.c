@@ -75,9 +75,9 @@ imgsim_status model_xnn_init(imgsim_error *err)
 {
     pthread_once(&xnn_once, xnn_init_once);
     if (xnn_init_status != xnn_status_success)
-        return imgsim_fail(err, IMGSIM_E_INTERNAL,
-                           "XNNPACK failed to initialise (status %d): unsupported CPU?",
-                           (int)xnn_init_status);
+        return error_set(err, IMGSIM_E_INTERNAL,
+                         "XNNPACK failed to initialise (status %d): unsupported CPU?",
+                         (int)xnn_init_status);
     return IMGSIM_OK;
 }
 
@@ -90,30 +90,30 @@ static imgsim_status read_all(const char *path, uint8_t **out, size_t *len, imgs
 {
     struct stat st;
     if (stat(path, &st) != 0)
-        return imgsim_fail(err, errno == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO, "%s: %s", path,
-                           strerror(errno));
+        return error_set(err, errno == ENOENT ? IMGSIM_E_NOTFOUND : IMGSIM_E_IO, "%s: %s", path,
+                         strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: not a regular file", path);
+        return error_set(err, IMGSIM_E_IO, "%s: not a regular file", path);
     if ((size_t)st.st_size > MAX_MODEL_BYTES)
-        return imgsim_fail(err, IMGSIM_E_TOO_BIG, "%s: %lld bytes is over the 2 GiB model limit",
-                           path, (long long)st.st_size);
+        return error_set(err, IMGSIM_E_TOO_BIG, "%s: %lld bytes is over the 2 GiB model limit",
+                         path, (long long)st.st_size);
     if (st.st_size == 0)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "%s: empty file", path);
+        return error_set(err, IMGSIM_E_MODEL, "%s: empty file", path);
     uint8_t *b;
     size_t n;
     imgsim_status s = file_read_all(path, MAX_MODEL_BYTES, &b, &n, err);
     if (s == IMGSIM_E_TOO_BIG) /* grew since the stat */
-        return imgsim_fail(err, IMGSIM_E_TOO_BIG, "%s: %zu bytes is over the 2 GiB model limit",
-                           path, n);
+        return error_set(err, IMGSIM_E_TOO_BIG, "%s: %zu bytes is over the 2 GiB model limit",
+                         path, n);
     if (s == IMGSIM_E_NOMEM)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory reading %s", path);
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory reading %s", path);
     if (s != IMGSIM_OK) {
-        imgsim_fail_prefix(err, "%s", path);
+        error_prefix(err, "%s", path);
         return s;
     }
     if (n < (size_t)st.st_size) {
         free(b);
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: short read", path);
+        return error_set(err, IMGSIM_E_IO, "%s: short read", path);
     }
     *out = b;
     *len = n;
@@ -156,10 +156,10 @@ static imgsim_status find_layer(const ir_graph *g, const char *want, int *out, i
         return IMGSIM_OK;
     }
     if (count > 1)
-        return imgsim_fail(err, IMGSIM_E_ARG, "layer '%s' is ambiguous (%d tensors match)", want,
-                           count);
-    return imgsim_fail(err, IMGSIM_E_NOTFOUND,
-                       "no tensor named '%s' (imgsim model info lists the layers)", want);
+        return error_set(err, IMGSIM_E_ARG, "layer '%s' is ambiguous (%d tensors match)", want,
+                         count);
+    return error_set(err, IMGSIM_E_NOTFOUND,
+                     "no tensor named '%s' (imgsim model info lists the layers)", want);
 }
 
 /* Default embedding: the last global pooling (output 1x1 spatially) in the graph — the
@@ -198,7 +198,7 @@ static imgsim_status load_labels(imgsim_model *m, const char *dir, imgsim_error 
     gchar **lines = g_strsplit(text, "\n", -1);
     g_free(text);
     if (!lines)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     int n = 0;
     while (lines[n])
         n++;
@@ -207,7 +207,7 @@ static imgsim_status load_labels(imgsim_model *m, const char *dir, imgsim_error 
     m->labels = calloc((size_t)(n ? n : 1), sizeof(char *));
     if (!m->labels) {
         g_strfreev(lines);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++) {
         char *l = g_strstrip(lines[i]);
@@ -220,7 +220,7 @@ static imgsim_status load_labels(imgsim_model *m, const char *dir, imgsim_error 
         m->labels[i] = strdup(l);
         if (!m->labels[i]) {
             g_strfreev(lines);
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            return error_set(err, IMGSIM_E_NOMEM, "out of memory");
         }
         m->nlabels = i + 1;
     }
@@ -272,17 +272,17 @@ static imgsim_status resolve(const char *spec, imgsim_manifest *man, char **file
         return IMGSIM_OK;
     }
     if (strchr(spec, '/'))
-        return imgsim_fail(err, IMGSIM_E_NOTFOUND, "%s: no such model file", spec);
+        return error_set(err, IMGSIM_E_NOTFOUND, "%s: no such model file", spec);
     char *mdir = imgsim_model_dir();
     if (!mdir)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     char *mp = g_strdup_printf("%s/%s.json", mdir, spec);
     if (access(mp, R_OK) != 0) {
-        s = imgsim_fail(err, IMGSIM_E_NOTFOUND,
-                        registry_builtin(spec)
+        s = error_set(err, IMGSIM_E_NOTFOUND,
+                      registry_builtin(spec)
                             ? "model '%s' is not installed in %s; run: imgsim model install %s [--from DIR]"
                             : "unknown model '%s' (looked in %s; see: imgsim model list)%.0s",
-                        spec, mdir, spec);
+                      spec, mdir, spec);
         g_free(mp);
         free(mdir);
         return s;
@@ -332,7 +332,7 @@ imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, im
         return open_composite(spec, bm, o, out, err);
     imgsim_model *m = calloc(1, sizeof *m);
     if (!m)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     char *file = NULL, *dir = NULL;
     uint8_t *bytes = NULL;
     size_t len = 0;
@@ -352,11 +352,11 @@ imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, im
                 onnx_defaults(m);
         } else {
             free(bytes);
-            s = imgsim_fail(err, IMGSIM_E_MODEL,
-                            "not a TFLite or ONNX model (unknown file format)");
+            s = error_set(err, IMGSIM_E_MODEL,
+                          "not a TFLite or ONNX model (unknown file format)");
         }
         if (s != IMGSIM_OK)
-            imgsim_fail_prefix(err, "%s", file);
+            error_prefix(err, "%s", file);
     }
     if (s == IMGSIM_OK) {
         const char *layer = o->layer && *o->layer ? o->layer : m->man.layer;
@@ -370,8 +370,8 @@ imgsim_status imgsim_model_open(const char *spec, const imgsim_model_opts *o, im
         if (m->man.prep.size == 0)
             m->man.prep.size = (int)in->shape[1];
         if (in->shape[1] != m->man.prep.size || in->shape[2] != m->man.prep.size)
-            s = imgsim_fail(err, IMGSIM_E_MODEL, "manifest size %d does not match input %lldx%lld",
-                            m->man.prep.size, (long long)in->shape[1], (long long)in->shape[2]);
+            s = error_set(err, IMGSIM_E_MODEL, "manifest size %d does not match input %lldx%lld",
+                          m->man.prep.size, (long long)in->shape[1], (long long)in->shape[2]);
     }
     if (s == IMGSIM_OK)
         s = exec_plan_make(&m->g, o->precision, m->emb, &m->plan, err);
@@ -407,11 +407,11 @@ static imgsim_status open_composite(const char *spec, const imgsim_manifest *bm,
                                     imgsim_error *err)
 {
     if (o->layer && *o->layer)
-        return imgsim_fail(err, IMGSIM_E_ARG,
-                           "%s is a composite model: --layer applies to single models only", spec);
+        return error_set(err, IMGSIM_E_ARG,
+                         "%s is a composite model: --layer applies to single models only", spec);
     imgsim_model *m = calloc(1, sizeof *m);
     if (!m)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     if (bm)
         m->man = *bm;
     else
@@ -426,12 +426,12 @@ static imgsim_status open_composite(const char *spec, const imgsim_manifest *bm,
     m->cls_part = -1;
     for (char *t = strtok_r(parts, "+", &save); t && s == IMGSIM_OK; t = strtok_r(NULL, "+", &save)) {
         if (m->nparts == MAX_PARTS) {
-            s = imgsim_fail(err, IMGSIM_E_ARG, "%s: at most %d parts", spec, MAX_PARTS);
+            s = error_set(err, IMGSIM_E_ARG, "%s: at most %d parts", spec, MAX_PARTS);
             break;
         }
         const imgsim_manifest *pm = registry_builtin(t);
         if (pm && *pm->parts) {
-            s = imgsim_fail(err, IMGSIM_E_ARG, "%s: a part cannot itself be composite", spec);
+            s = error_set(err, IMGSIM_E_ARG, "%s: a part cannot itself be composite", spec);
             break;
         }
         imgsim_model *p = NULL;
@@ -442,8 +442,8 @@ static imgsim_status open_composite(const char *spec, const imgsim_manifest *bm,
             m->man.prep = p->man.prep;
             m->threads = p->threads;
         } else if (p->man.prep.size != m->man.prep.size || p->man.prep.mode != m->man.prep.mode) {
-            s = imgsim_fail(err, IMGSIM_E_ARG, "%s: parts %s and %s take different inputs", spec,
-                            m->part[0]->man.name, p->man.name);
+            s = error_set(err, IMGSIM_E_ARG, "%s: parts %s and %s take different inputs", spec,
+                          m->part[0]->man.name, p->man.name);
         }
         m->dim += p->dim;
         if (m->cls_part < 0 && p->nclasses > 0) {
@@ -452,7 +452,7 @@ static imgsim_status open_composite(const char *spec, const imgsim_manifest *bm,
         }
     }
     if (s == IMGSIM_OK && m->nparts < 2)
-        s = imgsim_fail(err, IMGSIM_E_ARG, "%s: a composite needs two or more parts", spec);
+        s = error_set(err, IMGSIM_E_ARG, "%s: a composite needs two or more parts", spec);
     if (s != IMGSIM_OK) {
         imgsim_model_close(m);
         return s;
@@ -599,7 +599,7 @@ imgsim_status imgsim_ctx_new(imgsim_model *m, imgsim_ctx **out, imgsim_error *er
     *out = NULL;
     imgsim_ctx *c = calloc(1, sizeof *c);
     if (!c)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     c->m = m;
     if (m->nparts) {
         imgsim_status s = IMGSIM_OK;
@@ -610,7 +610,7 @@ imgsim_status imgsim_ctx_new(imgsim_model *m, imgsim_ctx **out, imgsim_error *er
                 maxd = m->part[i]->dim;
         }
         if (s == IMGSIM_OK && !(c->tmp = malloc(sizeof(float) * CTX_BATCH * (size_t)maxd)))
-            s = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            s = error_set(err, IMGSIM_E_NOMEM, "out of memory");
         if (s != IMGSIM_OK) {
             imgsim_ctx_free(c);
             return s;
@@ -621,7 +621,7 @@ imgsim_status imgsim_ctx_new(imgsim_model *m, imgsim_ctx **out, imgsim_error *er
     int ncls = m->nclasses;
     c->scratch = malloc(sizeof(float) * (size_t)(ncls > 0 ? ncls : 1));
     imgsim_status s = c->scratch ? exec_ctx_new(&m->plan, m->threads, CTX_BATCH, &c->ex, err)
-                                 : imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+                                 : error_set(err, IMGSIM_E_NOMEM, "out of memory");
     if (s != IMGSIM_OK) {
         imgsim_ctx_free(c);
         return s;
@@ -705,8 +705,8 @@ imgsim_status imgsim_embed(imgsim_ctx *c, const imgsim_image *imgs, int n, float
     int size = m->man.prep.size;
     for (int i = 0; i < n; i++)
         if (!imgs[i].rgb || imgs[i].width != size || imgs[i].height != size)
-            return imgsim_fail(err, IMGSIM_E_ARG, "image %d is %dx%d; the model takes %dx%d", i,
-                               imgs[i].width, imgs[i].height, size, size);
+            return error_set(err, IMGSIM_E_ARG, "image %d is %dx%d; the model takes %dx%d", i,
+                             imgs[i].width, imgs[i].height, size, size);
     for (int done = 0; done < n;) {
         int b = n - done < CTX_BATCH ? n - done : CTX_BATCH;
         const uint8_t *px[CTX_BATCH];

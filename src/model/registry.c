@@ -153,7 +153,7 @@ char *imgsim_model_dir(void)
 static imgsim_status mkdir_p(const char *dir, imgsim_error *err)
 {
     if (g_mkdir_with_parents(dir, 0755) != 0)
-        return imgsim_fail(err, IMGSIM_E_IO, "cannot create %s: %s", dir, strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "cannot create %s: %s", dir, strerror(errno));
     return IMGSIM_OK;
 }
 
@@ -161,11 +161,11 @@ imgsim_status imgsim_sha256_file(const char *path, char hex[65], imgsim_error *e
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: %s", path, strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "%s: %s", path, strerror(errno));
     GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
     if (!ck) {
         fclose(f);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     unsigned char buf[65536];
     size_t n;
@@ -176,18 +176,18 @@ imgsim_status imgsim_sha256_file(const char *path, char hex[65], imgsim_error *e
     if (!bad)
         snprintf(hex, 65, "%s", g_checksum_get_string(ck));
     g_checksum_free(ck);
-    return bad ? imgsim_fail(err, IMGSIM_E_IO, "%s: read error", path) : IMGSIM_OK;
+    return bad ? error_set(err, IMGSIM_E_IO, "%s: read error", path) : IMGSIM_OK;
 }
 
 static imgsim_status copy_file(const char *src, const char *dst, imgsim_error *err)
 {
     FILE *in = fopen(src, "rb");
     if (!in)
-        return imgsim_fail(err, IMGSIM_E_NOTFOUND, "%s: %s", src, strerror(errno));
+        return error_set(err, IMGSIM_E_NOTFOUND, "%s: %s", src, strerror(errno));
     FILE *out = fopen(dst, "wb");
     if (!out) {
         fclose(in);
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: %s", dst, strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "%s: %s", dst, strerror(errno));
     }
     unsigned char buf[65536];
     size_t n;
@@ -197,7 +197,7 @@ static imgsim_status copy_file(const char *src, const char *dst, imgsim_error *e
     bad |= ferror(in);
     fclose(in);
     bad |= fclose(out) != 0;
-    return bad ? imgsim_fail(err, IMGSIM_E_IO, "copying %s to %s failed", src, dst) : IMGSIM_OK;
+    return bad ? error_set(err, IMGSIM_E_IO, "copying %s to %s failed", src, dst) : IMGSIM_OK;
 }
 
 static size_t write_cb(char *p, size_t size, size_t n, void *f)
@@ -209,11 +209,11 @@ static imgsim_status download(const char *url, const char *dst, imgsim_error *er
 {
     FILE *out = fopen(dst, "wb");
     if (!out)
-        return imgsim_fail(err, IMGSIM_E_IO, "%s: %s", dst, strerror(errno));
+        return error_set(err, IMGSIM_E_IO, "%s: %s", dst, strerror(errno));
     CURL *h = curl_easy_init();
     if (!h) {
         fclose(out);
-        return imgsim_fail(err, IMGSIM_E_INTERNAL, "libcurl failed to start");
+        return error_set(err, IMGSIM_E_INTERNAL, "libcurl failed to start");
     }
     char ebuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -227,9 +227,9 @@ static imgsim_status download(const char *url, const char *dst, imgsim_error *er
     curl_easy_cleanup(h);
     int bad = fclose(out) != 0;
     if (rc != CURLE_OK)
-        return imgsim_fail(err, IMGSIM_E_NET, "download of %s failed: %s", url,
-                           *ebuf ? ebuf : curl_easy_strerror(rc));
-    return bad ? imgsim_fail(err, IMGSIM_E_IO, "%s: write error", dst) : IMGSIM_OK;
+        return error_set(err, IMGSIM_E_NET, "download of %s failed: %s", url,
+                         *ebuf ? ebuf : curl_easy_strerror(rc));
+    return bad ? error_set(err, IMGSIM_E_IO, "%s: write error", dst) : IMGSIM_OK;
 }
 
 /* Fetch one file into `dir/name`: copy from `from_dir` or download `url`, check `sha`,
@@ -248,13 +248,13 @@ static imgsim_status fetch(const char *dir, const char *name, const char *sha, c
     } else if (url && *url) {
         st = download(url, tmp, err);
     } else {
-        st = imgsim_fail(err, IMGSIM_E_NOTFOUND, "no download URL for %s; use --from DIR", name);
+        st = error_set(err, IMGSIM_E_NOTFOUND, "no download URL for %s; use --from DIR", name);
     }
     if (st == IMGSIM_OK && (st = imgsim_sha256_file(tmp, hex, err)) == IMGSIM_OK &&
         strcmp(hex, sha) != 0)
-        st = imgsim_fail(err, IMGSIM_E_CHECKSUM, "%s: SHA-256 is %s, expected %s", name, hex, sha);
+        st = error_set(err, IMGSIM_E_CHECKSUM, "%s: SHA-256 is %s, expected %s", name, hex, sha);
     if (st == IMGSIM_OK && rename(tmp, dst) != 0)
-        st = imgsim_fail(err, IMGSIM_E_IO, "%s: %s", dst, strerror(errno));
+        st = error_set(err, IMGSIM_E_IO, "%s: %s", dst, strerror(errno));
     if (st != IMGSIM_OK)
         unlink(tmp);
     g_free(tmp);
@@ -274,14 +274,14 @@ imgsim_status registry_write_manifest(const imgsim_manifest *m, const char *path
                           "std", (double)m->std[0], (double)m->std[1], (double)m->std[2],
                           "label_offset", m->label_offset, "parts", m->parts);
     if (!j)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     char *tmp = g_strdup_printf("%s.part.%d", path, (int)getpid());
     int rc = json_dump_file(j, tmp, JSON_INDENT(2));
     json_decref(j);
     imgsim_status st = IMGSIM_OK;
     if (rc != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
-        st = imgsim_fail(err, IMGSIM_E_IO, "cannot write %s", path);
+        st = error_set(err, IMGSIM_E_IO, "cannot write %s", path);
     }
     g_free(tmp);
     return st;
@@ -298,7 +298,7 @@ imgsim_status registry_read_manifest(const char *path, imgsim_manifest *m, imgsi
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "%s:%d: %s", path, je.line, je.text);
+        return error_set(err, IMGSIM_E_MODEL, "%s:%d: %s", path, je.line, je.text);
     memset(m, 0, sizeof *m);
     copy_str(m->name, sizeof m->name, j, "name");
     copy_str(m->file, sizeof m->file, j, "file");
@@ -326,7 +326,7 @@ imgsim_status registry_read_manifest(const char *path, imgsim_manifest *m, imgsi
     json_decref(j);
     if (!*m->name || !*m->file || m->prep.size < 8 || m->prep.size > 4096 ||
         strchr(m->file, '/') || strchr(m->labels, '/'))
-        return imgsim_fail(err, IMGSIM_E_MODEL, "%s: incomplete or invalid manifest", path);
+        return error_set(err, IMGSIM_E_MODEL, "%s: incomplete or invalid manifest", path);
     return IMGSIM_OK;
 }
 
@@ -334,8 +334,8 @@ imgsim_status imgsim_model_install(const char *name, const char *from_dir, imgsi
 {
     const imgsim_manifest *m = registry_builtin(name);
     if (!m)
-        return imgsim_fail(err, IMGSIM_E_NOTFOUND, "unknown model '%s' (see: imgsim model list)",
-                           name);
+        return error_set(err, IMGSIM_E_NOTFOUND, "unknown model '%s' (see: imgsim model list)",
+                         name);
     if (*m->parts) { /* a composite: install its parts, then record it */
         char parts[sizeof m->parts], *save = NULL;
         snprintf(parts, sizeof parts, "%s", m->parts);
@@ -346,7 +346,7 @@ imgsim_status imgsim_model_install(const char *name, const char *from_dir, imgsi
         }
         char *dir = imgsim_model_dir();
         if (!dir)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            return error_set(err, IMGSIM_E_NOMEM, "out of memory");
         char *mp = g_strdup_printf("%s/%s.json", dir, m->name);
         imgsim_status st = registry_write_manifest(m, mp, err);
         g_free(mp);
@@ -355,7 +355,7 @@ imgsim_status imgsim_model_install(const char *name, const char *from_dir, imgsi
     }
     char *dir = imgsim_model_dir();
     if (!dir)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     imgsim_status st = mkdir_p(dir, err);
     if (st == IMGSIM_OK)
         st = fetch(dir, m->file, m->sha256, m->url, from_dir, err);

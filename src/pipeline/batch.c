@@ -107,7 +107,7 @@ imgsim_status imgsim_embed_files(imgsim_ctx *c, const char *const *paths, size_t
         free(p);
         free(vecs);
         free(probs);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     p->paths = paths;
     p->n = n;
@@ -131,7 +131,7 @@ imgsim_status imgsim_embed_files(imgsim_ctx *c, const char *const *paths, size_t
             break;
     imgsim_status st = IMGSIM_OK;
     if (started == 0)
-        st = imgsim_fail(err, IMGSIM_E_INTERNAL, "cannot start decode threads");
+        st = error_set(err, IMGSIM_E_INTERNAL, "cannot start decode threads");
 
     while (st == IMGSIM_OK && p->consumed < n) {
         size_t b0 = p->consumed, want = n - b0 < BATCH ? n - b0 : BATCH;

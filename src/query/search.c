@@ -51,7 +51,7 @@ static imgsim_status expand(imgsim_db *db, const cat_filter *c, const exact_hit 
         return s;
     if (!out->hits && !(out->hits = calloc((size_t)k, sizeof *out->hits))) {
         cat_row_items_close(it);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     for (int h = 0; h < nh && out->n < k && s == IMGSIM_OK; h++) {
         cat_row_items_seek(it, hits[h].row);
@@ -164,28 +164,28 @@ static imgsim_status predict(imgsim_db *db, const float *q, uint32_t self, const
     }
     if (best < 0) {
         imgsim_results_free(&voters);
-        return imgsim_fail(err, IMGSIM_E_NOTFOUND,
-                           "--category auto: no labelled items near the query (index with labels)");
+        return error_set(err, IMGSIM_E_NOTFOUND,
+                         "--category auto: no labelled items near the query (index with labels)");
     }
     out->predicted_label = strdup(voters.hits[best].item.label);
     out->votes = best_votes;
     out->voters = nvoters;
     imgsim_results_free(&voters);
-    return out->predicted_label ? IMGSIM_OK : imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+    return out->predicted_label ? IMGSIM_OK : error_set(err, IMGSIM_E_NOMEM, "out of memory");
 }
 
 static imgsim_status check_opts(const imgsim_db *db, const imgsim_query_opts *o, imgsim_error *err)
 {
     if (o->k < 1 || o->k > IMGSIM_MAX_K)
-        return imgsim_fail(err, IMGSIM_E_ARG, "k must be between 1 and %d", IMGSIM_MAX_K);
+        return error_set(err, IMGSIM_E_ARG, "k must be between 1 and %d", IMGSIM_MAX_K);
     if (o->metric != IMGSIM_METRIC_COSINE && o->metric != IMGSIM_METRIC_L2 &&
         o->metric != IMGSIM_METRIC_L1)
-        return imgsim_fail(err, IMGSIM_E_ARG, "unknown metric");
+        return error_set(err, IMGSIM_E_ARG, "unknown metric");
     if (o->mode != IMGSIM_SEARCH_AUTO && o->mode != IMGSIM_SEARCH_EXACT &&
         o->mode != IMGSIM_SEARCH_ANN)
-        return imgsim_fail(err, IMGSIM_E_ARG, "unknown search mode");
+        return error_set(err, IMGSIM_E_ARG, "unknown search mode");
     if (o->ef < 0 || o->ef > IMGSIM_MAX_EF)
-        return imgsim_fail(err, IMGSIM_E_ARG, "ef must be between 1 and %d", IMGSIM_MAX_EF);
+        return error_set(err, IMGSIM_E_ARG, "ef must be between 1 and %d", IMGSIM_MAX_EF);
     (void)db;
     return IMGSIM_OK;
 }
@@ -223,7 +223,7 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
     if (table && fresh && tm == o->metric && tk >= o->k - out->n) {
         exact_hit *hits = malloc((size_t)tk * sizeof *hits);
         if (!hits)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            return error_set(err, IMGSIM_E_NOMEM, "out of memory");
         int nh = nbr_read(db, self, hits, tk);
         if (nh >= 0) {
             out->from_table = 1;
@@ -242,7 +242,7 @@ static imgsim_status run_query(imgsim_db *db, const float *q, uint32_t self, con
     exact_hit *hits = malloc((size_t)want * sizeof *hits);
     if (!hits) {
         free(rows);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     int nh = 0;
     s = find_rows(db, o, q, want, rows, self, hits, &nh, out, err);

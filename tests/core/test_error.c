@@ -1,7 +1,7 @@
 /*
- * test_error.c — how failures are reported (src/core/error.c): imgsim_fail formatting and
+ * test_error.c — how failures are reported (src/core/error.c): error_set formatting and
  * return value (also with no error struct), messages longer than the buffer cut at 511
- * bytes and NUL-terminated, imgsim_fail_prefix adding "context: " in front (nested, keeping
+ * bytes and NUL-terminated, error_prefix adding "context: " in front (nested, keeping
  * the code, cutting a long result at the buffer end, a prefix longer than the buffer), and
  * every status having its own name.
  */
@@ -17,17 +17,17 @@ static void test_fail_formats(void **state)
 {
     (void)state;
     imgsim_error e = {0};
-    assert_int_equal(imgsim_fail(&e, IMGSIM_E_DECODE, "%s: %d x %d, %.1f Mpx", "a.jpg", 30000,
-                                 20000, 600.0),
+    assert_int_equal(error_set(&e, IMGSIM_E_DECODE, "%s: %d x %d, %.1f Mpx", "a.jpg", 30000,
+                               20000, 600.0),
                      IMGSIM_E_DECODE);
     assert_int_equal(e.code, IMGSIM_E_DECODE);
     assert_string_equal(e.msg, "a.jpg: 30000 x 20000, 600.0 Mpx");
     /* a second failure replaces the first */
-    assert_int_equal(imgsim_fail(&e, IMGSIM_E_IO, "short"), IMGSIM_E_IO);
+    assert_int_equal(error_set(&e, IMGSIM_E_IO, "short"), IMGSIM_E_IO);
     assert_int_equal(e.code, IMGSIM_E_IO);
     assert_string_equal(e.msg, "short");
     /* no error struct: only the code comes back */
-    assert_int_equal(imgsim_fail(NULL, IMGSIM_E_NOTFOUND, "%s", "x"), IMGSIM_E_NOTFOUND);
+    assert_int_equal(error_set(NULL, IMGSIM_E_NOTFOUND, "%s", "x"), IMGSIM_E_NOTFOUND);
 }
 
 static void test_fail_truncates(void **state)
@@ -39,7 +39,7 @@ static void test_fail_truncates(void **state)
     big[sizeof big - 1] = 0;
     imgsim_error e;
     memset(&e, 'X', sizeof e);
-    assert_int_equal(imgsim_fail(&e, IMGSIM_E_ARG, "%s", big), IMGSIM_E_ARG);
+    assert_int_equal(error_set(&e, IMGSIM_E_ARG, "%s", big), IMGSIM_E_ARG);
     assert_int_equal(strlen(e.msg), CAP);
     assert_memory_equal(e.msg, big, CAP);
     assert_int_equal(e.msg[CAP], 0);
@@ -49,19 +49,19 @@ static void test_prefix(void **state)
 {
     (void)state;
     imgsim_error e = {0};
-    imgsim_fail(&e, IMGSIM_E_DECODE, "not a recognised image format");
-    assert_int_equal(imgsim_fail_prefix(&e, "%s", "photos/a.jpg"), IMGSIM_E_DECODE);
+    error_set(&e, IMGSIM_E_DECODE, "not a recognised image format");
+    assert_int_equal(error_prefix(&e, "%s", "photos/a.jpg"), IMGSIM_E_DECODE);
     assert_string_equal(e.msg, "photos/a.jpg: not a recognised image format");
     assert_int_equal(e.code, IMGSIM_E_DECODE);
     /* nested context reads outermost first */
-    assert_int_equal(imgsim_fail_prefix(&e, "styles.csv:%d", 12), IMGSIM_E_DECODE);
+    assert_int_equal(error_prefix(&e, "styles.csv:%d", 12), IMGSIM_E_DECODE);
     assert_string_equal(e.msg, "styles.csv:12: photos/a.jpg: not a recognised image format");
     /* the prefix is formatted from its own arguments, not from the old message */
-    imgsim_fail(&e, IMGSIM_E_IO, "%%s stays");
-    imgsim_fail_prefix(&e, "%d%%", 50);
+    error_set(&e, IMGSIM_E_IO, "%%s stays");
+    error_prefix(&e, "%d%%", 50);
     assert_string_equal(e.msg, "50%: %s stays");
     /* no error struct: nothing to prefix */
-    assert_int_equal(imgsim_fail_prefix(NULL, "x"), IMGSIM_E_INTERNAL);
+    assert_int_equal(error_prefix(NULL, "x"), IMGSIM_E_INTERNAL);
 }
 
 static void test_prefix_truncates(void **state)
@@ -75,15 +75,15 @@ static void test_prefix_truncates(void **state)
 
     /* a full message: the prefix and separator fit, the old text is cut at the end */
     imgsim_error e = {0};
-    imgsim_fail(&e, IMGSIM_E_MODEL, "%s", old);
-    assert_int_equal(imgsim_fail_prefix(&e, "ctx"), IMGSIM_E_MODEL);
+    error_set(&e, IMGSIM_E_MODEL, "%s", old);
+    assert_int_equal(error_prefix(&e, "ctx"), IMGSIM_E_MODEL);
     assert_int_equal(strlen(e.msg), CAP);
     assert_memory_equal(e.msg, "ctx: ooo", 8);
     assert_int_equal(e.msg[CAP - 1], 'o');
 
     /* a prefix longer than the buffer: the prefix alone, cut, still terminated */
-    imgsim_fail(&e, IMGSIM_E_MODEL, "cause");
-    imgsim_fail_prefix(&e, "%s", pre);
+    error_set(&e, IMGSIM_E_MODEL, "cause");
+    error_prefix(&e, "%s", pre);
     assert_int_equal(strlen(e.msg), CAP);
     assert_memory_equal(e.msg, pre, CAP);
     assert_null(strstr(e.msg, "cause"));
@@ -92,14 +92,14 @@ static void test_prefix_truncates(void **state)
     char fit[CAP + 1];
     memset(fit, 'f', CAP - 1);
     fit[CAP - 1] = 0;
-    imgsim_fail(&e, IMGSIM_E_MODEL, "cause");
-    imgsim_fail_prefix(&e, "%s", fit);
+    error_set(&e, IMGSIM_E_MODEL, "cause");
+    error_prefix(&e, "%s", fit);
     assert_int_equal(strlen(e.msg), CAP);
     assert_int_equal(e.msg[CAP - 1], ':');
 
     /* an empty old message: "prefix: " */
-    imgsim_fail(&e, IMGSIM_E_IO, "%s", "");
-    imgsim_fail_prefix(&e, "a.jpg");
+    error_set(&e, IMGSIM_E_IO, "%s", "");
+    error_prefix(&e, "a.jpg");
     assert_string_equal(e.msg, "a.jpg: ");
 }
 

@@ -84,9 +84,9 @@ static float *bias_to_f32(const ir_graph *g, const ir_op *op, size_t oc)
 
 imgsim_status ex_xnn_fail(imgsim_error *err, const ir_op *op, enum xnn_status s)
 {
-    return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                       "XNNPACK refused node '%s' (%s): status %d", op->name, ir_op_name(op->kind),
-                       (int)s);
+    return error_set(err, IMGSIM_E_UNSUPPORTED,
+                     "XNNPACK refused node '%s' (%s): status %d", op->name, ir_op_name(op->kind),
+                     (int)s);
 }
 
 /* A quantized convolution (or fully connected layer) on imgsim's kernels: s->qc or s->qdw
@@ -100,7 +100,7 @@ static imgsim_status build_own(const exec_ctx *c, const ir_op *op, uint8_t lo, u
     size_t oc = (size_t)(dw ? w->shape[3] : w->shape[0]);
     float *scales = w->nchannel_scales > 1 ? malloc(sizeof(float) * oc) : NULL;
     if (w->nchannel_scales > 1 && !scales)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
     qconv_params qp;
     ex_qconv_params(g, op, lo, hi, scales, &qp);
     int unsupported;
@@ -112,10 +112,10 @@ static imgsim_status build_own(const exec_ctx *c, const ir_op *op, uint8_t lo, u
     if (s->qc || s->qdw)
         return IMGSIM_OK;
     if (!unsupported)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
     if (ex_needs_own_kernel(w)) /* quant_ok said the kernels would take it */
-        return imgsim_fail(err, IMGSIM_E_INTERNAL, "node '%s': no kernel for int8 weights",
-                           op->name);
+        return error_set(err, IMGSIM_E_INTERNAL, "node '%s': no kernel for int8 weights",
+                         op->name);
     return IMGSIM_OK;
 }
 
@@ -166,7 +166,7 @@ static imgsim_status build_conv(const exec_ctx *c, const ir_op *op, step *s, img
         if (!wf || (has_bias && !bf)) {
             free(wf);
             free(bf);
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+            return error_set(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
         }
         int unsupported = 1;
         if (!dw && groups == 1) {
@@ -180,8 +180,8 @@ static imgsim_status build_conv(const exec_ctx *c, const ir_op *op, step *s, img
             free(wf);
             free(bf);
             return s->fc ? IMGSIM_OK
-                         : imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')",
-                                       op->name);
+                         : error_set(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')",
+                                     op->name);
         }
         xs = xnn_create_convolution2d_nhwc_f32(
             (uint32_t)op->pad_top, (uint32_t)op->pad_right, (uint32_t)op->pad_bottom,
@@ -218,7 +218,7 @@ static imgsim_status build_fc(const exec_ctx *c, const ir_op *op, step *s, imgsi
         if (!wf || (has_bias && !bf)) {
             free(wf);
             free(bf);
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
+            return error_set(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')", op->name);
         }
         fconv_params fp = {1, 1, 1, 1, 1, 1, 0, 0, k, oc, wf, bf, lo, hi, c->p->swish[op - g->ops]};
         int unsupported;
@@ -227,8 +227,8 @@ static imgsim_status build_fc(const exec_ctx *c, const ir_op *op, step *s, imgsi
             free(wf);
             free(bf);
             return s->fc ? IMGSIM_OK
-                         : imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')",
-                                       op->name);
+                         : error_set(err, IMGSIM_E_NOMEM, "out of memory (weights of '%s')",
+                                     op->name);
         }
         xs = xnn_create_fully_connected_nc_f32(k, oc, k, oc, wf, bf, lo, hi, 0, &s->op);
         free(wf);
@@ -335,7 +335,7 @@ static imgsim_status build_binary(const exec_ctx *c, const ir_op *op, step *s, i
                 if (!t->data)
                     continue;
                 if (!(s->consts[i] = calloc(1, t->nbytes + EX_PAD_BYTES)))
-                    return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+                    return error_set(err, IMGSIM_E_NOMEM, "out of memory");
                 memcpy(s->consts[i], t->data, t->nbytes);
             }
             return IMGSIM_OK;
@@ -356,7 +356,7 @@ static imgsim_status build_binary(const exec_ctx *c, const ir_op *op, step *s, i
             if (!t->data)
                 continue;
             if (!(s->consts[i] = calloc(1, t->nbytes + EX_PAD_BYTES)))
-                return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+                return error_set(err, IMGSIM_E_NOMEM, "out of memory");
             memcpy(s->consts[i], t->data, t->nbytes);
         }
     } else {
@@ -372,7 +372,7 @@ static imgsim_status build_binary(const exec_ctx *c, const ir_op *op, step *s, i
         for (int i = 0; i < 2 && xs == xnn_status_success; i++) {
             const ir_tensor *t = i ? b : a;
             if (t->data && !(s->consts[i] = const_to_f32(t, 1)))
-                return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+                return error_set(err, IMGSIM_E_NOMEM, "out of memory");
         }
     }
     return xs == xnn_status_success ? IMGSIM_OK : ex_xnn_fail(err, op, xs);
@@ -400,7 +400,7 @@ static imgsim_status build_lut(const exec_ctx *c, const ir_op *op, step *s, imgs
     uint8_t lo, hi;
     ex_op_range_q(c->p, op, y, &lo, &hi);
     if (!(s->lut = malloc(256)))
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     for (int v = 0; v < 256; v++) {
         float r = unary_f(op, ((float)v - (float)x->zero_point) * x->scale);
         float q = nearbyintf(r / y->scale) + (float)y->zero_point;
@@ -425,8 +425,8 @@ static imgsim_status build_unary(const exec_ctx *c, const ir_op *op, step *s, im
     switch (op->kind) {
     case IR_SOFTMAX:
         if (op->beta != 1.0f)
-            return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "node '%s': softmax beta %g", op->name,
-                               (double)op->beta);
+            return error_set(err, IMGSIM_E_UNSUPPORTED, "node '%s': softmax beta %g", op->name,
+                             (double)op->beta);
         xs = q ? xnn_create_softmax_nc_qu8(ch, ch, ch, x->scale, (uint8_t)y->zero_point, y->scale,
                                            0, &s->op)
                : xnn_create_softmax_nc_f32(ch, ch, ch, 0, &s->op);
@@ -512,10 +512,10 @@ static imgsim_status ctx_new(const exec_plan *p, int threads, int max_batch,
 {
     *out = NULL;
     if (max_batch < 1 || max_batch > EX_MAX_BATCH)
-        return imgsim_fail(err, IMGSIM_E_ARG, "batch size %d out of range", max_batch);
+        return error_set(err, IMGSIM_E_ARG, "batch size %d out of range", max_batch);
     exec_ctx *c = calloc(1, sizeof *c);
     if (!c)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     c->p = p;
     c->max_batch = max_batch;
     c->steps = calloc((size_t)p->g->nops, sizeof *c->steps);
@@ -523,8 +523,8 @@ static imgsim_status ctx_new(const exec_plan *p, int threads, int max_batch,
     c->pool = threads > 1 ? pthreadpool_create((size_t)threads) : NULL;
     if (!c->steps || !c->arena || (threads > 1 && !c->pool)) {
         exec_ctx_free(c);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory (%zu-byte activation arena)",
-                           p->arena_bytes * (size_t)max_batch);
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory (%zu-byte activation arena)",
+                         p->arena_bytes * (size_t)max_batch);
     }
     for (int i = 0; i < p->g->nops; i++) {
         const ir_op *op = &p->g->ops[i];
@@ -563,7 +563,7 @@ static imgsim_status ctx_new(const exec_plan *p, int threads, int max_batch,
             free(c->sub);
             c->sub = NULL;
             exec_ctx_free(c);
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            return error_set(err, IMGSIM_E_NOMEM, "out of memory");
         }
         for (int i = 0; i < (c->image_parallel ? threads : 1); i++) { /* sharing weights */
             imgsim_status st = ctx_new(p, 1, 1, c, &c->sub[i], err);

@@ -114,10 +114,10 @@ static imgsim_status check_input(const ir_graph *g, imgsim_error *err)
 {
     const ir_tensor *in = &g->t[g->input];
     if (in->dtype != IR_U8 && in->dtype != IR_F32)
-        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "model input type %s is not supported",
-                           ir_dtype_name(in->dtype));
+        return error_set(err, IMGSIM_E_UNSUPPORTED, "model input type %s is not supported",
+                         ir_dtype_name(in->dtype));
     if (in->shape[0] != 1)
-        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "model input batch must be 1");
+        return error_set(err, IMGSIM_E_UNSUPPORTED, "model input batch must be 1");
     return IMGSIM_OK;
 }
 
@@ -138,10 +138,10 @@ static imgsim_status choose_precision(const ir_graph *g, imgsim_precision precis
                            op->kind == IR_FULLY_CONNECTED) &&
                           op->nin > 1 && ex_needs_own_kernel(&g->t[op->in[1]]) &&
                           !qconv_available();
-                return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                                   "node '%s' (%s) cannot run quantized%s; use fp32", op->name,
-                                   ir_op_name(op->kind),
-                                   own ? " (int8 per-channel weights need AVX512-VNNI)" : "");
+                return error_set(err, IMGSIM_E_UNSUPPORTED,
+                                 "node '%s' (%s) cannot run quantized%s; use fp32", op->name,
+                                 ir_op_name(op->kind),
+                                 own ? " (int8 per-channel weights need AVX512-VNNI)" : "");
             }
             *quant = 0;
         }
@@ -272,7 +272,7 @@ static imgsim_status trace_lifetimes(const ir_graph *g, exec_plan *p, int **firs
     int *made = calloc((size_t)nt, sizeof(int));
     if (!p->root || !first || !last || !made) {
         free(made);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     for (int t = 0; t < nt; t++) {
         p->root[t] = t;
@@ -289,9 +289,9 @@ static imgsim_status trace_lifetimes(const ir_graph *g, exec_plan *p, int **firs
             if (t < 0 || g->t[t].data)
                 continue;
             if (!made[t]) {
-                st = imgsim_fail(err, IMGSIM_E_MODEL,
-                                 "node '%s' reads tensor '%s' before it is computed", op->name,
-                                 g->t[t].name);
+                st = error_set(err, IMGSIM_E_MODEL,
+                               "node '%s' reads tensor '%s' before it is computed", op->name,
+                               g->t[t].name);
                 break;
             }
             int r = p->root[t];
@@ -299,7 +299,7 @@ static imgsim_status trace_lifetimes(const ir_graph *g, exec_plan *p, int **firs
                 last[r] = i;
         }
         if (made[op->out] && st == IMGSIM_OK)
-            st = imgsim_fail(err, IMGSIM_E_MODEL, "tensor '%s' is written twice", op->name);
+            st = error_set(err, IMGSIM_E_MODEL, "tensor '%s' is written twice", op->name);
         made[op->out] = 1;
         if (ex_step_alias(p, i))
             p->root[op->out] = p->root[op->in[0]];
@@ -307,7 +307,7 @@ static imgsim_status trace_lifetimes(const ir_graph *g, exec_plan *p, int **firs
             first[op->out] = i;
     }
     if (st == IMGSIM_OK && (!made[p->emb] || !made[g->output]))
-        st = imgsim_fail(err, IMGSIM_E_MODEL, "output tensor is never computed");
+        st = error_set(err, IMGSIM_E_MODEL, "output tensor is never computed");
     free(made);
     return st;
 }
@@ -359,14 +359,14 @@ imgsim_status exec_plan_make(const ir_graph *g, imgsim_precision precision, int 
     count_weights(g, p);
     if (fold_clamps(g, p, emb) != 0) {
         exec_plan_free(p);
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     int *first = NULL, *last = NULL;
     st = trace_lifetimes(g, p, &first, &last, err);
     if (st == IMGSIM_OK) {
         keep_results(g, p, last);
         if (ex_arena_place(g, p, first, last) != 0)
-            st = imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            st = error_set(err, IMGSIM_E_NOMEM, "out of memory");
     }
     free(first);
     free(last);

@@ -80,8 +80,8 @@ imgsim_status exec_run(exec_ctx *c, const uint8_t *const *rgb, int n, const floa
                        const float std[3], imgsim_error *err)
 {
     if (n < 1 || n > c->max_batch)
-        return imgsim_fail(err, IMGSIM_E_ARG, "batch of %d images; context holds %d", n,
-                           c->max_batch);
+        return error_set(err, IMGSIM_E_ARG, "batch of %d images; context holds %d", n,
+                         c->max_batch);
     if (n > 1 && c->nsub && c->image_parallel) {
         image_job j = {c, rgb, mean, std};
         atomic_store(&c->sub_failed, 0);

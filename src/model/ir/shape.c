@@ -14,7 +14,7 @@
 
 #include "core/error.h"
 
-#define BAD(...) imgsim_fail(err, IMGSIM_E_MODEL, __VA_ARGS__)
+#define BAD(...) error_set(err, IMGSIM_E_MODEL, __VA_ARGS__)
 
 static int known(const ir_graph *g, int t)
 {
@@ -181,8 +181,8 @@ static imgsim_status infer_op(ir_graph *g, ir_op *op, imgsim_error *err)
         if (is_const(g, op->in[0]) && is_const(g, op->in[1]))
             return BAD("node '%s': binary operator on two constants", op->name);
         if (rank >= IR_MAX_RANK)
-            return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                               "node '%s': binary operator of rank %d", op->name, rank);
+            return error_set(err, IMGSIM_E_UNSUPPORTED,
+                             "node '%s': binary operator of rank %d", op->name, rank);
         break;
     }
     case IR_MEAN: {
@@ -203,8 +203,8 @@ static imgsim_status infer_op(ir_graph *g, ir_op *op, imgsim_error *err)
             mask |= 1 << a;
         }
         if (mask != 6)
-            return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                               "node '%s': MEAN over axes other than height and width", op->name);
+            return error_set(err, IMGSIM_E_UNSUPPORTED,
+                             "node '%s': MEAN over axes other than height and width", op->name);
         s[0] = x->shape[0];
         if (op->keep_dims) {
             s[1] = s[2] = 1;
@@ -306,8 +306,8 @@ imgsim_status ir_infer_shapes(ir_graph *g, imgsim_error *err)
 {
     const ir_tensor *in = &g->t[g->input];
     if (in->rank != 4 || in->shape[3] != 3 || in->shape[1] < 8 || in->shape[2] < 8)
-        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                           "model input must be an NHWC image with 3 channels");
+        return error_set(err, IMGSIM_E_UNSUPPORTED,
+                         "model input must be an NHWC image with 3 channels");
     /* Constants must hold exactly the bytes their shape and type say. */
     for (int i = 0; i < g->nt; i++) {
         ir_tensor *t = &g->t[i];

@@ -17,12 +17,12 @@ imgsim_status ox_fail(ox_ctx *c, const ox_node *n, imgsim_status code, const cha
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return imgsim_fail(c->err, code, "ONNX node '%s' (%s): %s", n->name, n->op, msg);
+    return error_set(c->err, code, "ONNX node '%s' (%s): %s", n->name, n->op, msg);
 }
 
 imgsim_status ox_nomem(ox_ctx *c)
 {
-    return imgsim_fail(c->err, IMGSIM_E_NOMEM, "out of memory reading the ONNX model");
+    return error_set(c->err, IMGSIM_E_NOMEM, "out of memory reading the ONNX model");
 }
 
 int ox_attr_find(const ox_node *n, const char *name, ox_attr *a)

@@ -56,11 +56,11 @@ int ox_tensor(ox_ctx *c, const char *name, const char *suffix, ir_dtype dt, int 
 {
     ir_graph *g = c->g;
     if (rank > IR_MAX_RANK) {
-        imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "ONNX tensor '%s' has rank %d", name, rank);
+        error_set(c->err, IMGSIM_E_UNSUPPORTED, "ONNX tensor '%s' has rank %d", name, rank);
         return -1;
     }
     if (g->nt == INT_MAX) {
-        imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX model has too many tensors");
+        error_set(c->err, IMGSIM_E_MODEL, "ONNX model has too many tensors");
         return -1;
     }
     if (grow_array((void **)&g->t, &c->tcap, (size_t)g->nt + 1, sizeof *g->t, 256)) {
@@ -107,8 +107,8 @@ int ox_tensor_of(ox_ctx *c, ox_value *v, ir_dtype dt)
         return v->ir_const;
     if (ox_ir_dtype(v->dtype) != dt || ox_numel(v) * (int64_t)ox_dtype_size(v->dtype) !=
                                            (int64_t)v->nbytes) {
-        imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "ONNX constant '%s' has type %d, not %s",
-                    v->name, v->dtype, ir_dtype_name(dt));
+        error_set(c->err, IMGSIM_E_UNSUPPORTED, "ONNX constant '%s' has type %d, not %s",
+                  v->name, v->dtype, ir_dtype_name(dt));
         return -1;
     }
     int t = ox_tensor(c, v->name, NULL, dt, v->rank, v->dims);
@@ -126,7 +126,7 @@ int ox_op(ox_ctx *c, ir_op_kind k, int out, int nin, const int *in)
 {
     ir_graph *g = c->g;
     if (g->nops == INT_MAX) {
-        imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX model has too many operators");
+        error_set(c->err, IMGSIM_E_MODEL, "ONNX model has too many operators");
         return -1;
     }
     if (grow_array((void **)&g->ops, &c->opcap, (size_t)g->nops + 1, sizeof *g->ops, 128)) {

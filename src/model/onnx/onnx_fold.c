@@ -22,8 +22,8 @@
 static void *fold_alloc(ox_ctx *c, size_t bytes)
 {
     if (bytes > OX_FOLD_BUDGET - c->fold_bytes) {
-        imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                    "ONNX constant folding would need more than %zu MB", OX_FOLD_BUDGET >> 20);
+        error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                  "ONNX constant folding would need more than %zu MB", OX_FOLD_BUDGET >> 20);
         return NULL;
     }
     void *p = ox_alloc(bytes);

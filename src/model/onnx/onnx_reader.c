@@ -18,7 +18,7 @@
 #include "model/onnx/onnx.h"
 #include "model/onnx/onnx_reader.h"
 
-#define CORRUPT(what) imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: bad %s", what)
+#define CORRUPT(what) error_set(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: bad %s", what)
 
 /* ------------------------------------------------------------------ values */
 
@@ -56,7 +56,7 @@ static int value_of(ox_ctx *c, pb_buf s)
     }
     if (c->nv >= OX_MAX_VALUES) {
         free(name);
-        imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX model has too many values");
+        error_set(c->err, IMGSIM_E_MODEL, "ONNX model has too many values");
         return -1;
     }
     if (grow_array((void **)&c->v, &c->capv, (size_t)c->nv + 1, sizeof *c->v, 256)) {
@@ -108,8 +108,8 @@ static imgsim_status read_initializer(ox_ctx *c, pb_buf msg)
         return c->err ? c->err->code : IMGSIM_E_MODEL;
     ox_value *v = &c->v[vi];
     if (v->defined)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX model defines initializer '%s' twice",
-                           v->name);
+        return error_set(c->err, IMGSIM_E_MODEL, "ONNX model defines initializer '%s' twice",
+                         v->name);
     return ox_read_tensor(c, msg, &c->v[vi], "initializer");
 }
 
@@ -132,8 +132,8 @@ static imgsim_status read_input_info(ox_ctx *c, pb_buf msg, ox_value *v)
         if (f.num == 1 && want_len(&f) == 0)
             tensor = f.b;
     if (r < 0 || !tensor.p)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                           "ONNX model input '%s' is not a tensor", v->name);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                         "ONNX model input '%s' is not a tensor", v->name);
     pb_iter_init(&ti, tensor);
     while ((r = pb_next(&ti, &f)) > 0) {
         if (f.num == 1 && f.wire == PB_VARINT)
@@ -146,8 +146,8 @@ static imgsim_status read_input_info(ox_ctx *c, pb_buf msg, ox_value *v)
     if (r < 0)
         return CORRUPT("input type");
     if (!has_shape)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "ONNX model input '%s' has no shape",
-                           v->name);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED, "ONNX model input '%s' has no shape",
+                         v->name);
     int rank = 0;
     pb_iter_init(&si, shape);
     while ((r = pb_next(&si, &f)) > 0) {
@@ -177,12 +177,12 @@ static imgsim_status setup_input(ox_ctx *c, int vi)
 {
     ox_value *v = &c->v[vi];
     if (v->dtype != OX_FLOAT)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                           "ONNX model input '%s' must be float32 (type %d)", v->name, v->dtype);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                         "ONNX model input '%s' must be float32 (type %d)", v->name, v->dtype);
     if (v->rank != 4)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                           "ONNX model input '%s' must be a 4-d image tensor (rank %d)", v->name,
-                           v->rank);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                         "ONNX model input '%s' must be a 4-d image tensor (rank %d)", v->name,
+                         v->rank);
     if (v->dims[0] <= 0)
         v->dims[0] = 1;
     ox_layout lay;
@@ -191,17 +191,17 @@ static imgsim_status setup_input(ox_ctx *c, int vi)
     else if (v->dims[3] == 3)
         lay = OX_PLAIN;
     else
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                           "ONNX model input '%s' must have 3 colour channels", v->name);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                         "ONNX model input '%s' must have 3 colour channels", v->name);
     for (int i = 1; i < 4; i++)
         if (v->dims[i] < 1 || v->dims[i] > 16384)
-            return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                               "ONNX model input '%s' has a dynamic or bad size (dimension %d)",
-                               v->name, i);
+            return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                             "ONNX model input '%s' has a dynamic or bad size (dimension %d)",
+                             v->name, i);
     if (v->dims[0] != 1)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                           "ONNX model input '%s' has batch %lld (must be 1 or symbolic)",
-                           v->name, (long long)v->dims[0]);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                         "ONNX model input '%s' has batch %lld (must be 1 or symbolic)",
+                         v->name, (long long)v->dims[0]);
     int64_t s[4];
     ox_ir_shape(lay, 4, v->dims, s);
     int t = ox_tensor(c, v->name, NULL, IR_F32, 4, s);
@@ -240,8 +240,8 @@ static imgsim_status read_node(ox_ctx *c, pb_buf msg, ox_node *n, int idx)
         return CORRUPT("node");
     if (nin > OX_MAX_NODE_IO || nout > OX_MAX_NODE_IO || nout < 1 || op.len == 0 ||
         op.len > 256 || memchr(op.p, 0, op.len) || (name.len && memchr(name.p, 0, name.len)))
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: node %d is malformed",
-                           idx);
+        return error_set(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: node %d is malformed",
+                         idx);
     n->op = dup_buf(op);
     n->in = malloc(sizeof(int) * (size_t)(nin + nout));
     if (!n->op || !n->in)
@@ -266,8 +266,8 @@ static imgsim_status read_node(ox_ctx *c, pb_buf msg, ox_node *n, int idx)
             n->out[n->nout++] = vi < 0 ? -1 : vi;
     }
     if (n->out[0] < 0)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: node %d has no output",
-                           idx);
+        return error_set(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: node %d has no output",
+                         idx);
     n->name = name.len ? dup_buf(name) : strdup(c->v[n->out[0]].name);
     if (!n->name)
         return ox_nomem(c);
@@ -309,7 +309,7 @@ static imgsim_status read_graph(ox_ctx *c, pb_buf graph)
     if (r < 0)
         return CORRUPT("graph (file truncated?)");
     if (nnodes == 0 || nnodes > OX_MAX_NODES)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX graph has %d nodes", nnodes);
+        return error_set(c->err, IMGSIM_E_MODEL, "ONNX graph has %d nodes", nnodes);
     c->nodes = calloc((size_t)nnodes, sizeof *c->nodes);
     if (!c->nodes)
         return ox_nomem(c);
@@ -350,10 +350,10 @@ static imgsim_status read_graph(ox_ctx *c, pb_buf graph)
         }
     }
     if (ninputs != 1)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                           "ONNX model must have one image input (has %d)", ninputs);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                         "ONNX model must have one image input (has %d)", ninputs);
     if (c->output < 0)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX graph has no output");
+        return error_set(c->err, IMGSIM_E_MODEL, "ONNX graph has no output");
     c->input = in_vi;
     if ((st = read_input_info(c, in_msg, &c->v[in_vi])) != IMGSIM_OK ||
         (st = setup_input(c, in_vi)) != IMGSIM_OK)
@@ -378,8 +378,8 @@ static int is_unsupported_value(const ox_ctx *c, int vi)
 static imgsim_status unsupported(ox_ctx *c, int bad_node)
 {
     const ox_node *n = &c->nodes[bad_node - 1];
-    return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "unsupported ONNX operator '%s' in node '%s'",
-                       n->op, n->name);
+    return error_set(c->err, IMGSIM_E_UNSUPPORTED, "unsupported ONNX operator '%s' in node '%s'",
+                     n->op, n->name);
 }
 
 static imgsim_status walk_nodes(ox_ctx *c)
@@ -544,17 +544,17 @@ static imgsim_status finish(ox_ctx *c)
     if (out->bad_node)
         return unsupported(c, out->bad_node);
     if (!out->defined)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX graph output '%s' is never computed",
-                           out->name);
+        return error_set(c->err, IMGSIM_E_MODEL, "ONNX graph output '%s' is never computed",
+                         out->name);
     if (out->ir < 0 || out->is_const)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                           "ONNX graph output '%s' does not depend on the input", out->name);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                         "ONNX graph output '%s' does not depend on the input", out->name);
     if (out->layout == OX_CHW_FLAT)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                           "ONNX graph output '%s' is a flattened NCHW feature map", out->name);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                         "ONNX graph output '%s' is a flattened NCHW feature map", out->name);
     g->output = out->ir;
     if (g->output == g->input || g->nops == 0)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "ONNX graph computes nothing");
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED, "ONNX graph computes nothing");
     imgsim_status st = prune(c);
     if (st != IMGSIM_OK)
         return st;
@@ -582,8 +582,8 @@ static imgsim_status read_opset(ox_ctx *c, pb_buf msg, int *have)
         return CORRUPT("opset_import");
     if (pb_eq(domain, "") || pb_eq(domain, "ai.onnx")) {
         if (version < 7 || version > 18)
-            return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                               "ONNX opset %lld is not supported (7 to 18 are)", (long long)version);
+            return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                             "ONNX opset %lld is not supported (7 to 18 are)", (long long)version);
         c->opset = version;
         *have = 1;
     }
@@ -618,7 +618,7 @@ static imgsim_status read_model(ox_ctx *c)
     pb_buf graph = {NULL, 0};
     imgsim_status st;
     if (c->file_len == 0)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "not an ONNX model (empty file)");
+        return error_set(c->err, IMGSIM_E_MODEL, "not an ONNX model (empty file)");
     pb_iter_init(&it, model);
     int nfields = 0;
     while ((r = pb_next(&it, &f)) > 0) {
@@ -637,20 +637,20 @@ static imgsim_status read_model(ox_ctx *c)
         }
     }
     if (r != 0 || ir_version < 0 || ngraph == 0)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, nfields > 1 && ir_version >= 0
+        return error_set(c->err, IMGSIM_E_MODEL, nfields > 1 && ir_version >= 0
                                                        ? "corrupt ONNX file (truncated?)"
                                                        : "not an ONNX model");
     if (ngraph > 1)
         return CORRUPT("model: two graphs");
     if (ir_version < 3 || ir_version > 11)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "ONNX IR version %lld is not supported",
-                           (long long)ir_version);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED, "ONNX IR version %lld is not supported",
+                         (long long)ir_version);
     pb_iter_init(&it, model);
     while (pb_next(&it, &f) > 0)
         if (f.num == 8 && (st = read_opset(c, f.b, &have_opset)) != IMGSIM_OK)
             return st;
     if (!have_opset)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "ONNX model imports no default-domain opset");
+        return error_set(c->err, IMGSIM_E_MODEL, "ONNX model imports no default-domain opset");
     if ((st = read_graph(c, graph)) != IMGSIM_OK)
         return st;
     if ((st = walk_nodes(c)) != IMGSIM_OK)
@@ -666,7 +666,7 @@ imgsim_status onnx_read(uint8_t *bytes, size_t len, const char *dir, ir_graph *g
     g->file_len = len;
     const uint16_t one = 1;
     if (*(const uint8_t *)&one != 1)
-        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "ONNX models need a little-endian CPU");
+        return error_set(err, IMGSIM_E_UNSUPPORTED, "ONNX models need a little-endian CPU");
     ox_ctx c;
     memset(&c, 0, sizeof c);
     c.g = g;

@@ -170,25 +170,25 @@ static imgsim_status read_external(ox_ctx *c, pb_buf msg, ox_value *v, size_t wa
             loc = val;
         else if ((pb_eq(key, "offset") && parse_u64(val, &off) < 0) ||
                  (pb_eq(key, "length") && parse_u64(val, &len) < 0))
-            return imgsim_fail(c->err, IMGSIM_E_MODEL,
-                               "corrupt ONNX file: %s '%s' has a bad external offset or length",
-                               what, v->name);
+            return error_set(c->err, IMGSIM_E_MODEL,
+                             "corrupt ONNX file: %s '%s' has a bad external offset or length",
+                             what, v->name);
     }
     if (r < 0)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: bad external data of '%s'",
-                           v->name);
+        return error_set(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: bad external data of '%s'",
+                         v->name);
     if (!c->dir)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED,
-                           "%s '%s' keeps its data in an external file, which is not allowed here",
-                           what, v->name);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED,
+                         "%s '%s' keeps its data in an external file, which is not allowed here",
+                         what, v->name);
     if (!safe_location(loc))
-        return imgsim_fail(c->err, IMGSIM_E_MODEL,
-                           "%s '%s': external data location must be a relative path inside the "
-                           "model's directory", what, v->name);
+        return error_set(c->err, IMGSIM_E_MODEL,
+                         "%s '%s': external data location must be a relative path inside the "
+                         "model's directory", what, v->name);
     if (len != UINT64_MAX && len != want)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL,
-                           "%s '%s': external length %llu, but its shape needs %zu bytes", what,
-                           v->name, (unsigned long long)len, want);
+        return error_set(c->err, IMGSIM_E_MODEL,
+                         "%s '%s': external length %llu, but its shape needs %zu bytes", what,
+                         v->name, (unsigned long long)len, want);
     char *path = malloc(strlen(c->dir) + loc.len + 2);
     if (!path)
         return ox_nomem(c);
@@ -198,25 +198,25 @@ static imgsim_status read_external(ox_ctx *c, pb_buf msg, ox_value *v, size_t wa
     char *real = realpath(path, NULL), *rdir = realpath(c->dir, NULL);
     imgsim_status st = IMGSIM_OK;
     if (!real || !rdir) {
-        st = imgsim_fail(c->err, IMGSIM_E_IO, "%s '%s': external data file %s: %s", what,
-                         v->name, path, strerror(errno));
+        st = error_set(c->err, IMGSIM_E_IO, "%s '%s': external data file %s: %s", what,
+                       v->name, path, strerror(errno));
     } else {
         size_t dl = strlen(rdir);
         if (strncmp(real, rdir, dl) != 0 || (real[dl] != '/' && !(dl == 1 && rdir[0] == '/')))
-            st = imgsim_fail(c->err, IMGSIM_E_MODEL,
-                             "%s '%s': external data file lies outside the model's directory",
-                             what, v->name);
+            st = error_set(c->err, IMGSIM_E_MODEL,
+                           "%s '%s': external data file lies outside the model's directory",
+                           what, v->name);
     }
     int fd = -1;
     struct stat sb;
     uint8_t *buf = NULL;
     if (st == IMGSIM_OK && ((fd = open(real, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0))
-        st = imgsim_fail(c->err, IMGSIM_E_IO, "%s: %s", path, strerror(errno));
+        st = error_set(c->err, IMGSIM_E_IO, "%s: %s", path, strerror(errno));
     if (st == IMGSIM_OK && (!S_ISREG(sb.st_mode) || off > (uint64_t)sb.st_size ||
                             want > (uint64_t)sb.st_size - off))
-        st = imgsim_fail(c->err, IMGSIM_E_MODEL,
-                         "%s '%s': external data (%zu bytes at %llu) lies outside %s", what,
-                         v->name, want, (unsigned long long)off, path);
+        st = error_set(c->err, IMGSIM_E_MODEL,
+                       "%s '%s': external data (%zu bytes at %llu) lies outside %s", what,
+                       v->name, want, (unsigned long long)off, path);
     if (st == IMGSIM_OK && !(buf = ox_alloc(want)))
         st = ox_nomem(c);
     for (size_t got = 0; st == IMGSIM_OK && got < want;) {
@@ -224,7 +224,7 @@ static imgsim_status read_external(ox_ctx *c, pb_buf msg, ox_value *v, size_t wa
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
-            st = imgsim_fail(c->err, IMGSIM_E_IO, "%s: short read", path);
+            st = error_set(c->err, IMGSIM_E_IO, "%s: short read", path);
         else
             got += (size_t)k;
     }
@@ -259,12 +259,12 @@ static imgsim_status read_typed(ox_ctx *c, pb_buf msg, ox_value *v, size_t n, co
     }
     size_t have;
     if (pb_count(msg, num, kind, &have) < 0)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' has bad data",
-                           what, v->name);
+        return error_set(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' has bad data",
+                         what, v->name);
     if (have != n)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL,
-                           "corrupt ONNX file: %s '%s' has %zu values for %zu elements", what,
-                           v->name, have, n);
+        return error_set(c->err, IMGSIM_E_MODEL,
+                         "corrupt ONNX file: %s '%s' has %zu values for %zu elements", what,
+                         v->name, have, n);
     size_t es = ox_dtype_size(v->dtype);
     uint8_t *out = ox_alloc(n * es);
     if (!out)
@@ -298,8 +298,8 @@ static imgsim_status read_typed(ox_ctx *c, pb_buf msg, ox_value *v, size_t n, co
     }
     if (bad) {
         free(out);
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' has bad data",
-                           what, v->name);
+        return error_set(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' has bad data",
+                         what, v->name);
     }
     v->owned = out;
     v->data = out;
@@ -323,8 +323,8 @@ imgsim_status ox_read_tensor(ox_ctx *c, pb_buf msg, ox_value *v, const char *wha
             v->dtype = (int)(int32_t)f.u;
             break;
         case 3:
-            return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "%s '%s' is segmented", what,
-                               v->name);
+            return error_set(c->err, IMGSIM_E_UNSUPPORTED, "%s '%s' is segmented", what,
+                             v->name);
         case 9:
             if (f.wire != PB_LEN)
                 r = -1;
@@ -344,29 +344,29 @@ imgsim_status ox_read_tensor(ox_ctx *c, pb_buf msg, ox_value *v, const char *wha
     }
     size_t rank;
     if (r < 0 || pb_count(msg, 1, PB_K_VARINT, &rank) < 0)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' is malformed",
-                           what, v->name);
+        return error_set(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' is malformed",
+                         what, v->name);
     if (rank > IR_MAX_RANK)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "%s '%s' has rank %zu", what, v->name,
-                           rank);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED, "%s '%s' has rank %zu", what, v->name,
+                         rank);
     if (pb_get_i64(msg, 1, v->dims, rank) < 0)
-        return imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' is malformed",
-                           what, v->name);
+        return error_set(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' is malformed",
+                         what, v->name);
     v->rank = (int)rank;
     size_t es = ox_dtype_size(v->dtype);
     if (es == 0)
-        return imgsim_fail(c->err, IMGSIM_E_UNSUPPORTED, "%s '%s' has unsupported data type %d",
-                           what, v->name, v->dtype);
+        return error_set(c->err, IMGSIM_E_UNSUPPORTED, "%s '%s' has unsupported data type %d",
+                         what, v->name, v->dtype);
     uint64_t n = 1;
     for (size_t i = 0; i < rank; i++) {
         if (v->dims[i] < 0 || v->dims[i] > ((int64_t)1 << 40))
-            return imgsim_fail(c->err, IMGSIM_E_MODEL,
-                               "corrupt ONNX file: %s '%s' has dimension %lld", what, v->name,
-                               (long long)v->dims[i]);
+            return error_set(c->err, IMGSIM_E_MODEL,
+                             "corrupt ONNX file: %s '%s' has dimension %lld", what, v->name,
+                             (long long)v->dims[i]);
         n *= (uint64_t)v->dims[i];
         if (n > ((uint64_t)1 << 36))
-            return imgsim_fail(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' is too large",
-                               what, v->name);
+            return error_set(c->err, IMGSIM_E_MODEL, "corrupt ONNX file: %s '%s' is too large",
+                             what, v->name);
     }
     size_t want = (size_t)n * es;
     imgsim_status st = IMGSIM_OK;
@@ -374,9 +374,9 @@ imgsim_status ox_read_tensor(ox_ctx *c, pb_buf msg, ox_value *v, const char *wha
         st = read_external(c, msg, v, want, what);
     } else if (has_raw) {
         if (raw.len != want)
-            return imgsim_fail(c->err, IMGSIM_E_MODEL,
-                               "corrupt ONNX file: %s '%s' has %zu data bytes, its shape needs %zu",
-                               what, v->name, raw.len, want);
+            return error_set(c->err, IMGSIM_E_MODEL,
+                             "corrupt ONNX file: %s '%s' has %zu data bytes, its shape needs %zu",
+                             what, v->name, raw.len, want);
         v->data = raw.p;
         v->nbytes = want;
     } else {

@@ -63,7 +63,7 @@ static const char *builtin_name(int32_t code, char tmp[32])
     return tmp;
 }
 
-#define CORRUPT(what) imgsim_fail(err, IMGSIM_E_MODEL, "corrupt TFLite file: bad %s", what)
+#define CORRUPT(what) error_set(err, IMGSIM_E_MODEL, "corrupt TFLite file: bad %s", what)
 
 static ir_dtype map_dtype(uint8_t t)
 {
@@ -108,8 +108,8 @@ static imgsim_status read_quant(const fb_table *tt, ir_tensor *t, imgsim_error *
     if (fb_vec_f32(&sc, 0, &t->scale) < 0 || (zp.n > 0 && fb_vec_i64(&zp, 0, &z) < 0))
         return CORRUPT("quantization values");
     if (!(t->scale > 0.0f) || t->scale > 1e30f)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "corrupt TFLite file: tensor '%s' has scale %g",
-                           t->name, (double)t->scale);
+        return error_set(err, IMGSIM_E_MODEL, "corrupt TFLite file: tensor '%s' has scale %g",
+                         t->name, (double)t->scale);
     if (z < -32768 || z > 65535)
         return CORRUPT("zero point");
     t->zero_point = (int32_t)z;
@@ -117,7 +117,7 @@ static imgsim_status read_quant(const fb_table *tt, ir_tensor *t, imgsim_error *
     if (sc.n > 1) {
         t->channel_scales = malloc(sizeof(float) * sc.n);
         if (!t->channel_scales)
-            return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+            return error_set(err, IMGSIM_E_NOMEM, "out of memory");
         for (uint32_t i = 0; i < sc.n; i++)
             if (fb_vec_f32(&sc, i, &t->channel_scales[i]) < 0 || !(t->channel_scales[i] > 0.0f))
                 return CORRUPT("per-channel scale");
@@ -136,19 +136,19 @@ static imgsim_status read_tensor(const fb_table *tt, const fb_vec *buffers, cons
         return CORRUPT("tensor name");
     t->name = dup_str(s, len);
     if (!t->name)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
 
     fb_vec shape;
     int r = fb_vec_field(tt, 0, 4, &shape);
     if (r < 0 || shape.n > IR_MAX_RANK)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "corrupt TFLite file: tensor '%s' has a bad shape",
-                           t->name);
+        return error_set(err, IMGSIM_E_MODEL, "corrupt TFLite file: tensor '%s' has a bad shape",
+                         t->name);
     t->rank = (int)shape.n;
     for (uint32_t i = 0; i < shape.n; i++) {
         int32_t d;
         if (fb_vec_i32(&shape, i, &d) < 0 || d < 0 || d > (1 << 24))
-            return imgsim_fail(err, IMGSIM_E_MODEL,
-                               "corrupt TFLite file: tensor '%s' has dimension out of range", t->name);
+            return error_set(err, IMGSIM_E_MODEL,
+                             "corrupt TFLite file: tensor '%s' has dimension out of range", t->name);
         t->shape[i] = d;
     }
     uint8_t type;
@@ -157,9 +157,9 @@ static imgsim_status read_tensor(const fb_table *tt, const fb_vec *buffers, cons
         return CORRUPT("tensor fields");
     t->dtype = map_dtype(type);
     if (bufidx >= buffers->n && bufidx != 0)
-        return imgsim_fail(err, IMGSIM_E_MODEL,
-                           "corrupt TFLite file: tensor '%s' refers to buffer %u of %u", t->name,
-                           (unsigned)bufidx, (unsigned)buffers->n);
+        return error_set(err, IMGSIM_E_MODEL,
+                         "corrupt TFLite file: tensor '%s' refers to buffer %u of %u", t->name,
+                         (unsigned)bufidx, (unsigned)buffers->n);
     if (bufidx > 0) {
         fb_table bt;
         fb_vec data;
@@ -180,9 +180,9 @@ static imgsim_status read_tensor(const fb_table *tt, const fb_vec *buffers, cons
                 memcpy(&size, b->data + ps, 8);
             if (off > 1 && size > 0) {
                 if (off > b->len || size > b->len - off)
-                    return imgsim_fail(err, IMGSIM_E_MODEL,
-                                       "corrupt TFLite file: tensor '%s' data lies outside the file",
-                                       t->name);
+                    return error_set(err, IMGSIM_E_MODEL,
+                                     "corrupt TFLite file: tensor '%s' data lies outside the file",
+                                     t->name);
                 t->data = b->data + off;
                 t->nbytes = (size_t)size;
             }
@@ -232,8 +232,8 @@ static imgsim_status read_options(int32_t code, const fb_table *opt, int has_opt
     case TFL_FULLY_CONNECTED: /* act, weights_format, keep_num_dims */
         bad |= fb_u8(opt, 0, 0, &act) | fb_u8(opt, 1, 0, &u);
         if (!bad && u != 0)
-            return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                               "FULLY_CONNECTED node '%s': shuffled weights format", op->name);
+            return error_set(err, IMGSIM_E_UNSUPPORTED,
+                             "FULLY_CONNECTED node '%s': shuffled weights format", op->name);
         break;
     case TFL_ADD:
     case TFL_SUB:
@@ -269,22 +269,22 @@ static imgsim_status read_options(int32_t code, const fb_table *opt, int has_opt
         break;
     }
     if (bad)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "corrupt TFLite file: options of node '%s'",
-                           op->name);
+        return error_set(err, IMGSIM_E_MODEL, "corrupt TFLite file: options of node '%s'",
+                         op->name);
     switch (act) {
     case 0: op->act = IR_ACT_NONE; break;
     case 1: op->act = IR_ACT_RELU; break;
     case 2: op->act = IR_ACT_RELU_N1_1; break;
     case 3: op->act = IR_ACT_RELU6; break;
     default:
-        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED, "node '%s': fused activation %d",
-                           op->name, act);
+        return error_set(err, IMGSIM_E_UNSUPPORTED, "node '%s': fused activation %d",
+                         op->name, act);
     }
     if (op->stride_h < 1 || op->stride_w < 1 || op->dil_h < 1 || op->dil_w < 1 ||
         op->stride_h > 64 || op->stride_w > 64 || op->dil_h > 64 || op->dil_w > 64 ||
         op->depth_mult < 1 || op->kh < 0 || op->kw < 0 || op->kh > 4096 || op->kw > 4096)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "corrupt TFLite file: node '%s' has bad parameters",
-                           op->name);
+        return error_set(err, IMGSIM_E_MODEL, "corrupt TFLite file: node '%s' has bad parameters",
+                         op->name);
     return IMGSIM_OK;
 }
 
@@ -323,9 +323,9 @@ static imgsim_status read_operator(const fb_table *ot, const fb_vec *codes, ir_g
         fb_vec_field(ot, 2, 4, &outs) < 0)
         return CORRUPT("operator");
     if (opc >= codes->n)
-        return imgsim_fail(err, IMGSIM_E_MODEL,
-                           "corrupt TFLite file: node %d uses operator code %u of %u", idx,
-                           (unsigned)opc, (unsigned)codes->n);
+        return error_set(err, IMGSIM_E_MODEL,
+                         "corrupt TFLite file: node %d uses operator code %u of %u", idx,
+                         (unsigned)opc, (unsigned)codes->n);
     fb_table ct;
     uint8_t dep;
     int32_t code;
@@ -335,8 +335,8 @@ static imgsim_status read_operator(const fb_table *ot, const fb_vec *codes, ir_g
     if (code < (int32_t)dep) /* files before schema v3a only set the deprecated field */
         code = dep;
     if (outs.n != 1 || ins.n > IR_MAX_IN)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "node %d has %u inputs and %u outputs", idx,
-                           (unsigned)ins.n, (unsigned)outs.n);
+        return error_set(err, IMGSIM_E_MODEL, "node %d has %u inputs and %u outputs", idx,
+                         (unsigned)ins.n, (unsigned)outs.n);
     int32_t o;
     if (fb_vec_i32(&outs, 0, &o) < 0 || o < 0 || o >= g->nt)
         return CORRUPT("operator output index");
@@ -348,14 +348,14 @@ static imgsim_status read_operator(const fb_table *ot, const fb_vec *codes, ir_g
         uint32_t cl;
         if (fb_str_field(&ct, 1, &cs, &cl) < 0)
             return CORRUPT("custom code");
-        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                           "unsupported TFLite custom operator '%.*s' in node %d ('%s')", (int)cl,
-                           cs, idx, op->name);
+        return error_set(err, IMGSIM_E_UNSUPPORTED,
+                         "unsupported TFLite custom operator '%.*s' in node %d ('%s')", (int)cl,
+                         cs, idx, op->name);
     }
     if (!map_op(code, &op->kind))
-        return imgsim_fail(err, IMGSIM_E_UNSUPPORTED,
-                           "unsupported TFLite operator %s in node %d ('%s')",
-                           builtin_name(code, tmp), idx, op->name);
+        return error_set(err, IMGSIM_E_UNSUPPORTED,
+                         "unsupported TFLite operator %s in node %d ('%s')",
+                         builtin_name(code, tmp), idx, op->name);
     op->nin = (int)ins.n;
     for (uint32_t i = 0; i < ins.n; i++) {
         int32_t v;
@@ -381,20 +381,20 @@ imgsim_status tflite_read(uint8_t *bytes, size_t len, ir_graph *g, imgsim_error 
     imgsim_status st;
 
     if (len < 8 || memcmp(bytes + 4, "TFL3", 4) != 0)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "not a TFLite model (no TFL3 identifier)");
+        return error_set(err, IMGSIM_E_MODEL, "not a TFLite model (no TFL3 identifier)");
     if (fb_root(&b, &model) < 0)
         return CORRUPT("root table");
     if (fb_vec_field(&model, 1, 4, &codes) < 0 || fb_vec_field(&model, 2, 4, &subgraphs) < 0 ||
         fb_vec_field(&model, 4, 4, &buffers) < 0)
         return CORRUPT("model tables");
     if (subgraphs.n < 1 || fb_vec_table(&subgraphs, 0, &sg) < 0)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "corrupt TFLite file: no subgraph");
+        return error_set(err, IMGSIM_E_MODEL, "corrupt TFLite file: no subgraph");
     if (fb_vec_field(&sg, 0, 4, &tensors) < 0 || fb_vec_field(&sg, 1, 4, &inputs) < 0 ||
         fb_vec_field(&sg, 2, 4, &outputs) < 0 || fb_vec_field(&sg, 3, 4, &ops) < 0)
         return CORRUPT("subgraph");
     if (tensors.n == 0 || tensors.n > 100000 || ops.n == 0 || ops.n > 100000)
-        return imgsim_fail(err, IMGSIM_E_MODEL, "corrupt TFLite file: %u tensors, %u operators",
-                           (unsigned)tensors.n, (unsigned)ops.n);
+        return error_set(err, IMGSIM_E_MODEL, "corrupt TFLite file: %u tensors, %u operators",
+                         (unsigned)tensors.n, (unsigned)ops.n);
     /* Validate every buffer and metadata entry, referenced or not: a file cut short (an
      * interrupted download) must be refused even when the missing tail is unused. */
     for (uint32_t i = 0; i < buffers.n; i++) {
@@ -420,7 +420,7 @@ imgsim_status tflite_read(uint8_t *bytes, size_t len, ir_graph *g, imgsim_error 
     g->t = calloc(tensors.n, sizeof *g->t);
     g->ops = calloc(ops.n, sizeof *g->ops);
     if (!g->t || !g->ops)
-        return imgsim_fail(err, IMGSIM_E_NOMEM, "out of memory");
+        return error_set(err, IMGSIM_E_NOMEM, "out of memory");
     g->nt = (int)tensors.n;
     g->nops = (int)ops.n;
     for (int i = 0; i < g->nt; i++) {
@@ -441,9 +441,9 @@ imgsim_status tflite_read(uint8_t *bytes, size_t len, ir_graph *g, imgsim_error 
     if (inputs.n != 1 || outputs.n < 1 || fb_vec_i32(&inputs, 0, &in0) < 0 ||
         fb_vec_i32(&outputs, 0, &out0) < 0 || in0 < 0 || in0 >= g->nt || out0 < 0 ||
         out0 >= g->nt)
-        return imgsim_fail(err, IMGSIM_E_MODEL,
-                           "TFLite model must have one image input and an output (has %u inputs)",
-                           (unsigned)inputs.n);
+        return error_set(err, IMGSIM_E_MODEL,
+                         "TFLite model must have one image input and an output (has %u inputs)",
+                         (unsigned)inputs.n);
     g->input = in0;
     g->output = out0;
     return ir_infer_shapes(g, err);
