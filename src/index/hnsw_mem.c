@@ -3,8 +3,8 @@
  * blocks with its free runs, the row -> slot map, and turning arrays that point into a
  * mapped file into heap memory before they grow.
  *
- * Growth doubles (core/grow.h), so n inserts cost O(n) copying. Block memory is 64-byte
- * aligned (a block's code starts on a cache line).
+ * Growth is geometric (x1.5, see grow_cap), so n inserts cost O(n) copying. Block memory
+ * is 64-byte aligned (a block's code starts on a cache line).
  */
 #include "index/hnsw_internal.h"
 
@@ -24,12 +24,16 @@ static void *alloc_aligned(size_t bytes)
     return p;
 }
 
-/* The next capacity holding `need` (core/grow.h); SIZE_MAX, which the resizers refuse as
- * too many, when doubling overflows. */
+/* The next capacity at least `need`, growing `cur` by half. Not core/grow.h's doubling: a
+ * node block is kilobytes (a 2304-d f32 row is 9 KB), so the slack a doubling leaves (up to
+ * half the array) would cost gigabytes at a million nodes; x1.5 keeps it under a third.
+ * Capacities stay below HNSW_NONE (the resizers refuse more), so this cannot overflow. */
 static size_t grow_cap(size_t cur, size_t need)
 {
-    size_t c = grow_capacity(cur, need, 16);
-    return c ? c : SIZE_MAX;
+    size_t c = cur + cur / 2;
+    if (c < 16)
+        c = 16;
+    return c < need ? need : c;
 }
 
 /* Make the blocks array heap memory of capacity `cap` (>= nslots). */
